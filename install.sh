@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# rtclean installer.
+#
+#   ./install.sh --dev [--system-deps]   local .venv in this checkout with the test
+#                                        dependencies (nothing outside the checkout);
+#                                        --system-deps also apt-installs ffmpeg and
+#                                        chromium, which the tests use.
+#   sudo ./install.sh                    ground-station install: venv in /opt/rtclean,
+#                                        config in /etc/rtclean, recordings in
+#                                        /var/lib/rtclean, systemd unit enabled.
+#   ./install.sh --root DIR              stage the ground-station install into DIR
+#                                        (no apt, no users, no systemctl): for tests.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+mode=system
+root=""
+system_deps=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --dev) mode=dev ;;
+        --system-deps) system_deps=1 ;;
+        --root) root="${2:?--root needs a directory}"; shift ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+say() { printf 'install.sh: %s\n' "$*"; }
+die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
+
+pick_python() {
+    for py in "${PYTHON:-}" python3 python3.13 python3.12 python3.11; do
+        [ -n "$py" ] || continue
+        command -v "$py" >/dev/null 2>&1 || continue
+        if "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+            echo "$py"; return 0
+        fi
+    done
+    die "Python 3.11 or newer is needed (found: $(python3 --version 2>&1 || echo none))"
+}
+
+apt_install() {
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install $* with your package manager"
+    # Only ask apt when something is missing: keeps reruns fast and offline-safe.
+    local missing=()
+    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    say "apt-get install ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+make_venv() {  # make_venv DIR [venv options...]
+    local dir="$1"; shift
+    local py; py="$(pick_python)"
+    if [ ! -x "$dir/bin/python" ]; then
+        "$py" -m venv "$@" "$dir" || die "cannot create a venv with $py (on Debian: apt install python3-venv)"
+    fi
+    "$dir/bin/python" -m pip install -q --upgrade pip
+}
+
+if [ "$mode" = dev ]; then
+    if [ "$system_deps" = 1 ]; then
+        apt_install python3-venv ffmpeg chromium
+    fi
+    make_venv "$here/.venv"
+    "$here/.venv/bin/python" -m pip install -q -e "$here[test]"
+    say "ready: $here/.venv/bin/rtclean ($("$here/.venv/bin/rtclean" --version))"
+    exit 0
+fi
+
+# ---------------------------------------------------------------- ground station
+prefix="$root/opt/rtclean"
+etc="$root/etc/rtclean"
+state="$root/var/lib/rtclean"
+unitdir="$root/etc/systemd/system"
+
+if [ -z "$root" ]; then
+    [ "$(id -u)" = 0 ] || die "the system install needs root: sudo ./install.sh (or ./install.sh --dev)"
+    pkgs=(python3-venv ffmpeg)
+    # picamera2 only exists in the Raspberry Pi OS archive.
+    if apt-cache show python3-picamera2 >/dev/null 2>&1; then pkgs+=(python3-picamera2); fi
+    apt_install "${pkgs[@]}"
+    if ! id rtclean >/dev/null 2>&1; then
+        useradd --system --home-dir /var/lib/rtclean --shell /usr/sbin/nologin rtclean
+    fi
+    for g in video render plugdev; do
+        getent group "$g" >/dev/null && usermod -aG "$g" rtclean
+    done
+fi
+
+mkdir -p "$prefix" "$etc" "$state/recordings" "$unitdir"
+# --system-site-packages: picamera2 and libcamera come from apt, not PyPI.
+make_venv "$prefix/venv" --system-site-packages
+"$prefix/venv/bin/python" -m pip install -q "$here"
+mkdir -p "$prefix/models"
+cp -r "$here/models/." "$prefix/models/"
+cp "$here/README.md" "$prefix/README.md"
+# Never overwrite a config the user has edited.
+if [ ! -e "$etc/rtclean.yaml" ]; then
+    cp "$here/config/rtclean.yaml" "$etc/rtclean.yaml"
+    say "installed default config $etc/rtclean.yaml"
+else
+    say "kept existing config $etc/rtclean.yaml"
+fi
+install -m 0644 "$here/systemd/rtclean.service" "$unitdir/rtclean.service"
+
+if [ -z "$root" ]; then
+    chown -R rtclean:rtclean "$state"
+    systemctl daemon-reload
+    systemctl enable --now rtclean.service
+    port=$(sed -n 's/^  port: *\([0-9]*\).*/\1/p' "$etc/rtclean.yaml" | head -n1)
+    say "rtclean is running: live view on http://$(hostname -I 2>/dev/null | awk '{print $1}'):${port:-8080}/"
+else
+    say "staged into $root"
+fi

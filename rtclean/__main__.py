@@ -1,0 +1,3 @@
+from rtclean.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""`rtclean bench`: per-stage speed at 720x576 on one thread, and the live
+path's end-to-end latency while both streams are recorded.
+
+The machines this runs on are shared and noisy, so every figure is a median
+and a p99 over many frames, and each stage is also given as a ratio to a
+fixed reference operation timed in the same run (``baseline``): a ratio moves
+far less than a millisecond figure when the machine is busy.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+
+import cv2
+import numpy as np
+
+from rtclean.config import Config
+from rtclean.frames import Decision, DetectResult, Frame
+from rtclean.stats import percentiles
+
+SIZE = (720, 576)
+
+
+def _time(fn, items, warmup: int = 5) -> list[float]:
+    for x in items[:warmup]:
+        fn(x)
+    out = []
+    for x in items:
+        t0 = time.perf_counter()
+        fn(x)
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def _baseline(images) -> list[float]:
+    # A fixed, dependency-free reference: one 5x5 Gaussian blur of the frame.
+    return _time(lambda im: cv2.GaussianBlur(im, (5, 5), 0), images)
+
+
+def _frames(n: int):
+    from rtclean.sim.feed import render_clip
+
+    clip = render_clip(n, standard="pal", seed=7, breakup=0.3)
+    return clip
+
+
+def run_bench(cfg: Config, frames: int = 300, live_seconds: float = 8.0) -> dict:
+    from rtclean.detect import make_detector
+    from rtclean.pipeline import PACKAGE_ROOT
+    from rtclean.record.writer import VideoWriter
+    from rtclean.repair.repairer import Repairer
+
+    cv2.setNumThreads(1)
+    clip = _frames(max(frames, 30))
+    images = [f.image for f in clip]
+    fps = 25.0
+    stages: dict[str, dict] = {}
+
+    base = _baseline(images)
+    stages["baseline_blur5"] = percentiles(base)
+
+    detector = make_detector(cfg.detect, PACKAGE_ROOT.parent)
+    stages["detect"] = percentiles(_time(detector.detect, images))
+
+    # Repair of a broken frame: two clean frames known, then a run of broken ones.
+    rep = Repairer(cfg.repair, fps)
+    times = []
+    for k in range(0, len(clip) - 6, 6):
+        rep.reset()
+        for j in range(2):
+            f = Frame(k + j, (k + j) / fps, clip[k + j].truth)
+            rep.process(f, Decision(False), DetectResult(0.0))
+        for j in range(2, 6):
+            f = Frame(k + j, (k + j) / fps, clip[k + j].image)
+            t0 = time.perf_counter()
+            rep.process(f, Decision(True, run_ms=(j - 1) * 40.0), DetectResult(1.0))
+            times.append((time.perf_counter() - t0) * 1e3)
+    stages["repair"] = percentiles(times)
+
+    q = cfg.live.jpeg_quality
+    stages["jpeg"] = percentiles(_time(lambda im: cv2.imencode(".jpg", im, [cv2.IMWRITE_JPEG_QUALITY, q]), images))
+
+    with tempfile.TemporaryDirectory() as d:
+        w = VideoWriter(f"{d}/bench.ts", SIZE[0], SIZE[1], fps, codec=cfg.record.codec, crf=cfg.record.crf,
+                        preset=cfg.record.preset)
+        stages["encode"] = percentiles(_time(w.write, images))
+        w.close()
+        live = _live_run(cfg, d, live_seconds)
+
+    for name, s in stages.items():
+        if name != "baseline_blur5":
+            s["ratio_to_baseline"] = round(s["median_ms"] / max(stages["baseline_blur5"]["median_ms"], 1e-6), 2)
+    return {"size": list(SIZE), "threads": 1, "frames": len(images), "stages": stages,
+            "live_latency": live.pop("latency"), "live": live}
+
+
+def _live_run(cfg: Config, tmpdir: str, seconds: float) -> dict:
+    """The demo feed through the whole live pipeline, recording both streams,
+    with one client on the clean MJPEG stream so JPEGs are really encoded."""
+    import threading
+    import urllib.request
+
+    from rtclean.pipeline import LivePipeline
+    from rtclean.sources.demo import DemoSource
+
+    c = copy.deepcopy(cfg)
+    c.source.kind = "demo"
+    c.source.demo.realtime = True
+    c.record.enabled = True
+    c.record.dir = tmpdir
+    c.live.enabled = True
+    c.live.host = "127.0.0.1"
+    c.live.port = 0
+    pipe = LivePipeline(c, DemoSource(c.source.demo), duration_s=seconds)
+    result: dict = {}
+
+    def watch() -> None:
+        # Wait for the server, then read the stream until the pipeline stops.
+        for _ in range(200):
+            if pipe.server is not None and getattr(pipe.server, "url", None):
+                break
+            time.sleep(0.05)
+        try:
+            with urllib.request.urlopen(pipe.server.url + "/stream/clean.mjpg", timeout=5) as r:
+                while r.read(65536):
+                    pass
+        except Exception:
+            pass  # the stream ends when the server stops
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    status = pipe.run()
+    hub_lat = pipe.hub.latency.values() if pipe.hub is not None else np.array([])
+    lat = hub_lat if hub_lat.size else pipe.latency.values()
+    result["latency"] = percentiles(lat[5:] if lat.size > 20 else lat) if lat.size else \
+        {"median_ms": None, "p99_ms": None}
+    result["latency"]["measured"] = "capture to JPEG ready" if hub_lat.size else "capture to processed"
+    result["process_latency"] = percentiles(pipe.latency.values())
+    result["seconds"] = seconds
+    result["frames_in"] = status["frames"]["in"]
+    result["frames_out"] = status["frames"]["out"]
+    result["fps_in"] = round(status["frames"]["in"] / seconds, 2)
+    result["drops"] = status["drops"]
+    return result
+
+
+def format_table(r: dict) -> str:
+    lines = [f"rtclean bench: {r['size'][0]}x{r['size'][1]}, {r['threads']} thread, {r['frames']} frames",
+             f"{'stage':<16}{'median ms':>10}{'p99 ms':>10}{'x baseline':>12}"]
+    for name, s in r["stages"].items():
+        ratio = s.get("ratio_to_baseline", 1.0)
+        lines.append(f"{name:<16}{s['median_ms']:>10.3f}{s['p99_ms']:>10.3f}{ratio:>12.2f}")
+    lv = r["live_latency"]
+    live = r["live"]
+    lines.append(f"live path ({lv['measured']}): median {lv['median_ms']} ms, p99 {lv['p99_ms']} ms; "
+                 f"{live['frames_in']} frames in {live['seconds']:.0f} s ({live['fps_in']} fps), drops {live['drops']}")
+    return "\n".join(lines)

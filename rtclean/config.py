@@ -1,0 +1,270 @@
+"""Configuration: one typed dataclass per YAML section, validated on load.
+
+An unknown key, a value of the wrong type or out of range raises ConfigError
+(exit status 2) naming the key path, the value, what was expected and the
+YAML line, e.g.
+
+    config/rtclean.yaml:14: record.segment_s: expected a number in [1, 3600], got 0
+
+The dataclass fields are the single source of truth: their types, defaults
+and the ``spec()`` metadata (range, choices) drive validation, so a new
+option is one line here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rtclean.errors import ConfigError
+
+
+def spec(default: Any, *, lo: float | None = None, hi: float | None = None,
+         choices: tuple | None = None, doc: str = "") -> Any:
+    """A dataclass field with validation metadata."""
+    meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass
+class V4l2Config:
+    device: str = spec("/dev/video0", doc="V4L2 device node or index")
+    width: int = spec(720, lo=16, hi=4096)
+    height: int = spec(576, lo=16, hi=4096)
+    fps: float = spec(25.0, lo=1, hi=240)
+    fourcc: str = spec("YUYV", choices=("YUYV", "MJPG"), doc="pixel format asked of the card")
+
+
+@dataclass
+class Picamera2Config:
+    width: int = spec(720, lo=16, hi=4096)
+    height: int = spec(576, lo=16, hi=4096)
+    fps: float = spec(25.0, lo=1, hi=240)
+
+
+@dataclass
+class FileSourceConfig:
+    path: str = spec("", doc="video file to read")
+    realtime: bool = spec(True, doc="pace frames at the file's native rate (live-like)")
+    loop: bool = spec(False, doc="start again at the end of the file")
+
+
+@dataclass
+class DemoConfig:
+    standard: str = spec("pal", choices=("pal", "ntsc"))
+    seed: int = spec(1, lo=0, hi=2**31 - 1)
+    breakup: float = spec(0.15, lo=0.0, hi=1.0, doc="share of time the link is degraded")
+    realtime: bool = spec(True, doc="pace at the standard's frame rate")
+    width: int = spec(0, lo=0, hi=4096, doc="0 = the standard's size (720 wide)")
+
+
+@dataclass
+class SourceConfig:
+    kind: str = spec("v4l2", choices=("v4l2", "picamera2", "file", "demo"))
+    v4l2: V4l2Config = field(default_factory=V4l2Config)
+    picamera2: Picamera2Config = field(default_factory=Picamera2Config)
+    file: FileSourceConfig = field(default_factory=FileSourceConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    stall_s: float = spec(2.0, lo=0.1, hi=60, doc="no frame for this long = no signal")
+
+
+@dataclass
+class DetectConfig:
+    detector: str = spec("auto", choices=("auto", "classical", "tflite"),
+                         doc="auto: the TFLite model if one loads, else classical")
+    model: str = spec("models/breakup.tflite", doc="TFLite model (relative to the package root or absolute)")
+    delegate: str = spec("cpu", choices=("cpu", "edgetpu"))
+    threshold: float = spec(0.5, lo=0.0, hi=1.0, doc="score at or above which a frame is broken")
+    release: float = spec(0.35, lo=0.0, hi=1.0, doc="score below which a breakup run may end")
+    clean_frames: int = spec(2, lo=1, hi=100, doc="clean frames needed to end a breakup run")
+    frozen_frames: int = spec(12, lo=2, hi=1000, doc="identical frames that mean the receiver froze")
+
+
+@dataclass
+class RepairConfig:
+    enabled: bool = spec(True)
+    max_hold_ms: float = spec(1000.0, lo=0, hi=60000,
+                              doc="continuous breakup after which the signal is declared lost")
+    on_lost: str = spec("overlay", choices=("overlay", "raw"),
+                        doc="overlay: frozen last clean frame + SIGNAL LOST; raw: show the input")
+    flow_width: int = spec(180, lo=32, hi=1920, doc="width at which optical flow is computed")
+    history: int = spec(3, lo=2, hi=16, doc="clean frames kept for prediction")
+
+
+@dataclass
+class RecordConfig:
+    enabled: bool = spec(True)
+    dir: str = spec("recordings", doc="where segments are written")
+    raw: bool = spec(True, doc="record the raw input")
+    clean: bool = spec(True, doc="record the cleaned output")
+    segment_s: float = spec(60.0, lo=1, hi=3600)
+    queue_s: float = spec(2.0, lo=0.1, hi=60, doc="recorder queue bound in seconds of video")
+    codec: str = spec("libx264", choices=("libx264", "h264_v4l2m2m"))
+    crf: int = spec(23, lo=0, hi=51)
+    preset: str = spec("ultrafast", choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"))
+    bitrate_kbps: int = spec(4000, lo=100, hi=100000, doc="for encoders without CRF (h264_v4l2m2m)")
+    sidecar: bool = spec(True, doc="per-frame JSON lines beside each clean segment")
+
+
+@dataclass
+class LiveConfig:
+    enabled: bool = spec(True)
+    host: str = spec("127.0.0.1")
+    port: int = spec(8080, lo=0, hi=65535)
+    jpeg_quality: int = spec(80, lo=10, hi=100)
+    mark_repaired: bool = spec(True, doc="tag synthesized frames in the live view")
+    max_clients: int = spec(16, lo=1, hi=1000)
+
+
+@dataclass
+class Config:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    repair: RepairConfig = field(default_factory=RepairConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
+    log_level: str = spec("info", choices=("debug", "info", "warning", "error"))
+    threads: int = spec(1, lo=1, hi=16, doc="OpenCV threads for the per-frame path")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _where(node: yaml.Node | None, origin: str) -> str:
+    if node is None:
+        return origin
+    return f"{origin}:{node.start_mark.line + 1}"
+
+
+def _fail(node, origin, path, value, expected) -> ConfigError:
+    return ConfigError(f"{_where(node, origin)}: {path}: expected {expected}, got {value!r}")
+
+
+def _expected(f: dataclasses.Field, typ: type) -> str:
+    m = f.metadata
+    if m.get("choices"):
+        return "one of " + ", ".join(map(str, m["choices"]))
+    what = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[typ]
+    if m.get("lo") is not None and m.get("hi") is not None:
+        what += f" in [{m['lo']:g}, {m['hi']:g}]"
+    return what
+
+
+def _scalar(f: dataclasses.Field, typ: type, node: yaml.Node, origin: str, path: str) -> Any:
+    value = yaml.safe_load(yaml.serialize(node)) if isinstance(node, yaml.ScalarNode) else None
+    expected = _expected(f, typ)
+    if not isinstance(node, yaml.ScalarNode):
+        raise _fail(node, origin, path, "a mapping or list", expected)
+    # bool is an int in Python: reject it explicitly for numbers, and reject
+    # numbers for bools, so "enabled: 1" or "port: yes" are errors.
+    if typ is bool:
+        ok = isinstance(value, bool)
+    elif typ is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif typ is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:  # str: accept any scalar written plainly (device: 0 means "0")
+        ok = value is not None and not isinstance(value, bool)
+        value = str(value) if ok else value
+    if not ok:
+        raise _fail(node, origin, path, value, expected)
+    m = f.metadata
+    if m.get("choices") and value not in m["choices"]:
+        raise _fail(node, origin, path, value, expected)
+    if m.get("lo") is not None and value < m["lo"] or m.get("hi") is not None and value > m["hi"]:
+        raise _fail(node, origin, path, value, expected)
+    return value
+
+
+def _build(cls: type, node: yaml.Node | None, origin: str, prefix: str) -> Any:
+    obj = cls()
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null")):
+        return obj
+    if not isinstance(node, yaml.MappingNode):
+        raise ConfigError(f"{_where(node, origin)}: {prefix or 'config'}: expected a mapping of keys")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key_node, val_node in node.value:
+        key = key_node.value
+        path = f"{prefix}.{key}" if prefix else key
+        if key not in fields:
+            known = ", ".join(fields)
+            raise ConfigError(f"{_where(key_node, origin)}: {path}: unknown key (expected one of: {known})")
+        typ = hints[key]
+        if dataclasses.is_dataclass(typ):
+            setattr(obj, key, _build(typ, val_node, origin, path))
+        else:
+            setattr(obj, key, _scalar(fields[key], typ, val_node, origin, path))
+    return obj
+
+
+def parse(text: str, origin: str = "<config>") -> Config:
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{origin}{line}: not valid YAML: {problem}") from None
+    return _build(Config, root, origin, "")
+
+
+def load(path: str | os.PathLike | None) -> Config:
+    """Load and validate a YAML file; None gives the defaults."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read config: {e.strerror or e}") from None
+    return parse(text, str(p))
+
+
+def set_option(cfg: Config, dotted: str, raw: str) -> None:
+    """Apply a ``--set section.key=value`` override with the same validation."""
+    node = yaml.compose(raw if raw != "" else "''")
+    parts = dotted.split(".")
+    obj: Any = cfg
+    for i, part in enumerate(parts):
+        hints = typing.get_type_hints(type(obj))
+        fields = {f.name: f for f in dataclasses.fields(obj)}
+        path = ".".join(parts[: i + 1])
+        if part not in fields:
+            raise ConfigError(f"--set: {path}: unknown key (expected one of: {', '.join(fields)})")
+        typ = hints[part]
+        if i == len(parts) - 1:
+            if dataclasses.is_dataclass(typ):
+                raise ConfigError(f"--set: {path}: is a section, name one of its keys")
+            setattr(obj, part, _scalar(fields[part], typ, node, "--set", path))
+        else:
+            if not dataclasses.is_dataclass(typ):
+                raise ConfigError(f"--set: {path}: is not a section")
+            obj = getattr(obj, part)
+
+
+def describe(cls: type = Config, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(key path, default, doc) for every option: used to check the shipped YAML."""
+    out = []
+    hints = typing.get_type_hints(cls)
+    inst = cls()
+    for f in dataclasses.fields(cls):
+        path = f"{prefix}.{f.name}" if prefix else f.name
+        if dataclasses.is_dataclass(hints[f.name]):
+            out += describe(hints[f.name], path)
+        else:
+            out.append((path, getattr(inst, f.name), f.metadata.get("doc", "")))
+    return out
+

@@ -1,0 +1,377 @@
+"""The per-frame path and the live pipeline around it.
+
+``FrameProcessor.process`` is the whole per-frame path, in one place:
+
+    detect → no-signal check → decide (hysteresis) → repair
+
+``LivePipeline`` wires it between a capture thread and the consumers:
+
+    capture thread ──► input Mailbox ──► process (this thread) ──► LiveHub (latest only)
+                                                         ├──► raw Recorder   (bounded, drop-oldest)
+                                                         └──► clean Recorder (bounded, drop-oldest)
+
+Nothing downstream can block capture: live sources hand frames over through a
+latest-only mailbox (a frame not taken in time is dropped and counted);
+non-live sources (a file read as fast as possible) use a small blocking queue
+instead, because there waiting costs nothing and losing frames would.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from pathlib import Path
+
+import cv2
+
+from rtclean.config import Config
+from rtclean.detect import make_detector
+from rtclean.detect.base import Detector
+from rtclean.detect.decide import Decider
+from rtclean.detect.nosignal import NoSignalCheck
+from rtclean.errors import SourceError
+from rtclean.frames import LOST, PASS, Decision, DetectResult, Frame, Processed
+from rtclean.mailbox import Mailbox
+from rtclean.repair.overlay import slate
+from rtclean.repair.repairer import Repairer
+from rtclean.service.notify import Notifier
+from rtclean.sources.base import Source
+from rtclean.stats import Rate, Window
+
+log = logging.getLogger(__name__)
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+class FrameProcessor:
+    """detect → decide → repair for one stream of frames (single thread)."""
+
+    def __init__(self, cfg: Config, fps: float, detector: Detector | None = None) -> None:
+        self.detector = detector if detector is not None else make_detector(cfg.detect, PACKAGE_ROOT.parent)
+        self.nosignal = NoSignalCheck(cfg.detect.frozen_frames)
+        self.decider = Decider(cfg.detect, fps)
+        self.repairer = Repairer(cfg.repair, fps)
+        self.stage = {"detect": Window(), "repair": Window(), "process": Window()}
+
+    def process(self, frame: Frame) -> Processed:
+        t0 = time.perf_counter()
+        result: DetectResult = self.detector.detect(frame.image)
+        result.no_signal = self.nosignal.check(frame.image)
+        t1 = time.perf_counter()
+        decision: Decision = self.decider.update(result, frame.t)
+        clean, action = self.repairer.process(frame, decision, result)
+        t2 = time.perf_counter()
+        self.stage["detect"].add((t1 - t0) * 1e3)
+        if action != PASS:
+            self.stage["repair"].add((t2 - t1) * 1e3)
+        self.stage["process"].add((t2 - t0) * 1e3)
+        return Processed(frame, clean, result, decision, action, t_done=time.monotonic())
+
+    def reset(self) -> None:
+        self.detector.reset()
+        self.repairer.reset()
+
+
+class _Counters:
+    def __init__(self) -> None:
+        self.frames_in = 0
+        self.frames_out = 0
+        self.breakup_recent: list[bool] = []
+        self.actions = {"repair": 0, "hold": 0, "lost": 0}
+        self.reconnects = 0
+
+    def count(self, p: Processed) -> None:
+        self.frames_out += 1
+        self.breakup_recent.append(p.decision.breakup)
+        if len(self.breakup_recent) > 250:
+            del self.breakup_recent[:50]
+        if p.action != PASS:
+            key = "repair" if p.action.startswith("repair") else p.action
+            self.actions[key] = self.actions.get(key, 0) + 1
+
+
+class LivePipeline:
+    """Capture → process → live view + recorders, until the source ends,
+    ``duration_s`` passes or ``stop()`` is called (SIGINT/SIGTERM)."""
+
+    def __init__(self, cfg: Config, source: Source, duration_s: float | None = None,
+                 notifier: Notifier | None = None) -> None:
+        self.cfg = cfg
+        self.source = source
+        self.duration_s = duration_s
+        self.notifier = notifier or Notifier()
+        self._stop = threading.Event()
+        self._capture_error: BaseException | None = None
+        self._capture_done = threading.Event()
+        self._last_frame_t = time.monotonic()
+        self._last_progress = time.monotonic()
+        self.counters = _Counters()
+        self.latency = Window()  # capture → processed (clean picture ready for consumers)
+        self.rate_in = Rate()
+        self.rate_out = Rate()
+        self.processor: FrameProcessor | None = None
+        self.hub = None
+        self.server = None
+        self.recorders: dict = {}
+        self.clock = None
+        self._inbox: Mailbox[Frame] | queue.Queue
+        self._t_start = time.monotonic()
+        self.state = "starting"
+
+    # ------------------------------------------------------------------ set-up
+
+    def _open(self) -> None:
+        self.source.open()  # SourceError: one clear line, exit 1
+        fps = self.source.fps or 25.0
+        w, h = self.source.size
+        log.info("source %s open: %dx%d at %.3f fps", self.source.name, w, h, fps)
+        cv2.setNumThreads(self.cfg.threads)
+        self.processor = FrameProcessor(self.cfg, fps)
+        log.info("detector: %s", describe_detector(self.processor.detector))
+        self._inbox = Mailbox() if self.source.live else queue.Queue(maxsize=4)
+        if self.cfg.record.enabled and (self.cfg.record.raw or self.cfg.record.clean):
+            from rtclean.record.recorder import Recorder
+            from rtclean.record.segments import SegmentClock
+
+            self.clock = SegmentClock(Path(self.cfg.record.dir), self.cfg.record.segment_s)
+            for stream in ("raw", "clean"):
+                if getattr(self.cfg.record, stream):
+                    rec = Recorder(stream, self.cfg.record, fps, (w, h))
+                    rec.start()
+                    self.recorders[stream] = rec
+        if self.cfg.live.enabled:
+            from rtclean.live.hub import LiveHub
+            from rtclean.live.server import LiveServer
+
+            self.hub = LiveHub(self.cfg.live)
+            self.hub.start()
+            self.server = LiveServer(self.cfg.live, self.hub, self.status, self.healthy)
+            self.server.start()
+            log.info("live view on %s", self.server.url)
+
+    # ------------------------------------------------------------------ threads
+
+    def _capture(self) -> None:
+        """Read the source as fast as it delivers; never wait on consumers
+        (live sources). Reconnect a live source that fails mid-stream."""
+        index = 0
+        backoff = 0.5
+        t_end = None if self.duration_s is None else time.monotonic() + self.duration_s
+        try:
+            while not self._stop.is_set():
+                if t_end is not None and time.monotonic() >= t_end:
+                    break
+                try:
+                    item = self.source.read()
+                except SourceError as e:
+                    if not self.source.live:
+                        raise
+                    log.warning("%s; reconnecting in %.1f s", e, backoff)
+                    self._reconnect(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                if item is None:
+                    if getattr(self.source, "truncation", ""):
+                        log.warning("%s", self.source.truncation)
+                    break
+                backoff = 0.5
+                image, pts = item
+                frame = Frame(index=index, t=time.monotonic(), image=image, pts=pts)
+                index += 1
+                self.counters.frames_in += 1
+                self.rate_in.tick(frame.t)
+                self._last_frame_t = frame.t
+                if isinstance(self._inbox, Mailbox):
+                    self._inbox.put(frame)
+                else:
+                    while not self._stop.is_set():
+                        try:
+                            self._inbox.put(frame, timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
+        except BaseException as e:  # re-raised in the main thread
+            self._capture_error = e
+        finally:
+            self._capture_done.set()
+            if isinstance(self._inbox, Mailbox):
+                self._inbox.close()
+
+    def _reconnect(self, wait: float) -> None:
+        self.counters.reconnects += 1
+        self._last_progress = time.monotonic()
+        try:
+            self.source.close()
+        except Exception as e:  # a dead device may fail to close too
+            log.debug("close after failure: %s", e)
+        if self._stop.wait(wait):
+            return
+        try:
+            self.source.open()
+            log.info("source %s reopened", self.source.name)
+        except SourceError as e:
+            log.warning("%s", e)
+
+    def _next_frame(self, timeout: float) -> Frame | None:
+        if isinstance(self._inbox, Mailbox):
+            return self._inbox.get(timeout)
+        try:
+            return self._inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    # ------------------------------------------------------------------ main loop
+
+    def run(self) -> dict:
+        """Run until done; returns the final status. Worker errors are re-raised here."""
+        self._open()
+        capture = threading.Thread(target=self._capture, name="capture", daemon=True)
+        self._t_start = time.monotonic()
+        capture.start()
+        self.state = "running"
+        self.notifier.ready(f"capturing from {self.source.name}")
+        last_notify = 0.0
+        stall_s = self.cfg.source.stall_s
+        try:
+            while True:
+                frame = self._next_frame(timeout=min(stall_s, 0.5))
+                now = time.monotonic()
+                if frame is None:
+                    if self._capture_done.is_set() and self._inbox_empty():
+                        break
+                    if now - self._last_frame_t >= stall_s:
+                        self._no_signal()
+                else:
+                    self._handle(frame)
+                if now - last_notify >= 1.0:
+                    last_notify = now
+                    self._heartbeat()
+                self._check_workers()
+        except KeyboardInterrupt:
+            log.info("interrupted")
+        finally:
+            self._stop.set()
+            capture.join(timeout=5)
+            self.state = "stopped"
+            self.notifier.stopping()
+            self._shutdown()
+        if self._capture_error is not None:
+            raise self._capture_error
+        return self.status()
+
+    def _inbox_empty(self) -> bool:
+        if isinstance(self._inbox, Mailbox):
+            return self._inbox.peek()[1] is None
+        return self._inbox.empty()
+
+    def _handle(self, frame: Frame) -> None:
+        """One frame through the per-frame path and out to every consumer."""
+        p = self.processor.process(frame)
+        self.state = "no_signal" if p.decision.no_signal else "running"
+        if self.clock is not None:
+            key = self.clock.key(frame.t)
+            for rec in self.recorders.values():
+                rec.submit(p, key)
+        if self.hub is not None:
+            self.hub.publish(p)
+        self.latency.add((p.t_done - frame.t) * 1e3)
+        self.counters.count(p)
+        self.rate_out.tick(p.t_done)
+        self._last_progress = p.t_done
+
+    def _no_signal(self) -> None:
+        """No frame for stall_s: the live view says so (nothing is recorded)."""
+        self.state = "no_signal"
+        if self.hub is None:
+            return
+        w, h = self.source.size if all(self.source.size) else (720, 576)
+        image = slate(w, h)
+        t = time.monotonic()
+        frame = Frame(index=-1, t=t, image=image, pts=0.0)
+        self.hub.publish(Processed(frame, image, DetectResult(score=1.0, no_signal="none"),
+                                   Decision(breakup=True, no_signal=True), LOST, t_done=t))
+
+    def _heartbeat(self) -> None:
+        # WATCHDOG=1 only while frames (or reconnect attempts) make progress:
+        # a wedged pipeline stops petting the watchdog and systemd restarts it.
+        if time.monotonic() - self._last_progress < max(2.0, self.cfg.source.stall_s * 2):
+            self.notifier.watchdog()
+        s = self.status()
+        rec = "recording" if s["recording"]["active"] else "not recording"
+        self.notifier.status(f"{s['state']}, {s['fps']['in']:.1f} fps in, "
+                             f"breakup {s['breakup_rate'] * 100:.0f}%, {rec}")
+
+    def _check_workers(self) -> None:
+        for name, rec in list(self.recorders.items()):
+            if rec.error is not None:
+                log.error("%s recorder stopped: %s", name, rec.error)
+                del self.recorders[name]
+
+    def _shutdown(self) -> None:
+        for rec in self.recorders.values():
+            rec.close()
+        if self.server is not None:
+            self.server.stop()
+        if self.hub is not None:
+            self.hub.close()
+        try:
+            self.source.close()
+        except Exception as e:
+            log.debug("source close: %s", e)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum, _frame):
+            log.info("signal %d: stopping", signum)
+            self._stop.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    # ------------------------------------------------------------------ status
+
+    def healthy(self) -> bool:
+        return time.monotonic() - self._last_progress < max(2.0, self.cfg.source.stall_s * 2)
+
+    def status(self) -> dict:
+        c = self.counters
+        recent = c.breakup_recent[-100:]
+        lat = self.latency.summary()
+        rec_status = {k: r.stats() for k, r in self.recorders.items()}
+        drops = {"input": int(getattr(getattr(self, "_inbox", None), "dropped", 0)),
+                 # live: frames replaced in the hub's mailbox before a JPEG was made
+                 "live": int(getattr(self.hub, "dropped", 0)) if self.hub is not None else 0}
+        for k in ("raw", "clean"):
+            drops[k] = rec_status[k]["dropped"] if k in rec_status else 0
+        proc = self.processor
+        return {
+            "state": self.state,
+            "source": {"kind": self.source.name, "size": list(self.source.size), "fps": self.source.fps},
+            "detector": describe_detector(proc.detector) if proc else None,
+            "frames": {"in": c.frames_in, "out": c.frames_out},
+            "fps": {"in": self.rate_in.per_second(), "out": self.rate_out.per_second()},
+            "breakup_rate": round(sum(recent) / len(recent), 3) if recent else 0.0,
+            "repairs": dict(c.actions),
+            "reconnects": c.reconnects,
+            "drops": drops,
+            "latency": {"p50_ms": lat["median_ms"], "p99_ms": lat["p99_ms"]},
+            "stages": {k: w.summary() for k, w in proc.stage.items()} if proc else {},
+            "recording": {
+                "active": bool(self.recorders) and self.state != "stopped",
+                "dir": str(Path(self.cfg.record.dir).resolve()),
+                "raw": rec_status.get("raw", {}).get("current"),
+                "clean": rec_status.get("clean", {}).get("current"),
+                "streams": rec_status,
+            },
+            "uptime_s": round(time.monotonic() - self._t_start, 1),
+        }
+
+
+def describe_detector(detector: Detector) -> str:
+    runtime = getattr(detector, "runtime", None)
+    return f"{detector.name} ({runtime})" if runtime else detector.name
