@@ -41,10 +41,12 @@ def _config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def _level(args: argparse.Namespace, cfg: Config) -> str:
+def _level(args: argparse.Namespace, cfg: Config, batch: bool = False) -> str:
+    """The service logs at the configured level; the file commands (batch)
+    say only what went wrong unless asked for more with -v."""
     if getattr(args, "verbose", False):
         return "debug"
-    if getattr(args, "quiet", False):
+    if getattr(args, "quiet", False) or (batch and cfg.log_level in ("debug", "info")):
         return "warning"
     return cfg.log_level
 
@@ -74,7 +76,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from rtclean.offline.files import detect_file
 
     cfg = _config(args)
-    _setup_logging(_level(args, cfg))
+    _setup_logging(_level(args, cfg, batch=True))
     report = detect_file(cfg, args.input, args.json)
     n = len(report["frames"])
     broken = sum(f["breakup"] for f in report["frames"])
@@ -86,7 +88,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     from rtclean.offline.files import clean_file
 
     cfg = _config(args)
-    _setup_logging(_level(args, cfg))
+    _setup_logging(_level(args, cfg, batch=True))
     report = clean_file(cfg, args.input, args.output, live=args.live, lossless=args.lossless,
                         report_path=args.report)
     print(f"{args.output}: {len(report['frames'])} frames, {report['replaced']} replaced "

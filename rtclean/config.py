@@ -113,7 +113,8 @@ class RecordConfig:
     codec: str = spec("libx264", choices=("libx264", "h264_v4l2m2m"))
     crf: int = spec(23, lo=0, hi=51)
     preset: str = spec("ultrafast", choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"))
-    bitrate_kbps: int = spec(4000, lo=100, hi=100000, doc="for encoders without CRF (h264_v4l2m2m)")
+    bitrate_kbps: int = spec(4000, lo=100, hi=100000,
+                             doc="h264_v4l2m2m bitrate; libx264 caps CRF at 2x this (full-screen snow)")
     sidecar: bool = spec(True, doc="per-frame JSON lines beside each clean segment")
 
 

@@ -149,8 +149,7 @@ class LivePipeline:
             self.hub = LiveHub(self.cfg.live)
             self.hub.start()
             self.server = LiveServer(self.cfg.live, self.hub, self.status, self.healthy)
-            self.server.start()
-            log.info("live view on %s", self.server.url)
+            self.server.start()  # logs "live view at <url>"
 
     # ------------------------------------------------------------------ threads
 
@@ -345,7 +344,7 @@ class LivePipeline:
         rec_status = {k: r.stats() for k, r in self.recorders.items()}
         drops = {"input": int(getattr(getattr(self, "_inbox", None), "dropped", 0)),
                  # live: frames replaced in the hub's mailbox before a JPEG was made
-                 "live": int(getattr(self.hub, "dropped", 0)) if self.hub is not None else 0}
+                 "live": int(self.hub.stats()["dropped"]) if self.hub is not None else 0}
         for k in ("raw", "clean"):
             drops[k] = rec_status[k]["dropped"] if k in rec_status else 0
         proc = self.processor

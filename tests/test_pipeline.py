@@ -49,7 +49,7 @@ def start_run(rtclean_cmd, cfg: Path, *extra: str, env=None) -> tuple[subprocess
         if not line:
             break
         lines.append(line)
-        m = re.search(r"live view on (http://\S+)", line)
+        m = re.search(r"live view at (http://\S+)", line)
         if m:
             url = m.group(1)
             break

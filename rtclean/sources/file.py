@@ -128,6 +128,9 @@ class FileSource(Source):
             return None
         image, pts = item
         pts += self._pts_offset
+        if self._n > 0 and pts <= self._last_pts:
+            # Some files (broken B-frame timestamps) go backwards; times must not.
+            pts = self._last_pts + 1.0 / self.fps
         self._last_pts = pts
         if self.live:
             # Pace from the start time (not frame to frame) so there is no drift;

@@ -1,0 +1,296 @@
+"""The live view's HTTP server: aiohttp on its own thread and event loop.
+
+Endpoints (DESIGN.md "HTTP (live view server)"):
+
+    GET /                      the live page (static/index.html)
+    GET /static/...            the page's CSS and JS
+    GET /stream/clean.mjpg     multipart/x-mixed-replace JPEG stream, also raw.mjpg
+    GET /snapshot/clean.jpg    the newest frame as one JPEG (503 before the first), also raw.jpg
+    GET /api/status            status() + {"live": hub.stats()} as JSON
+    GET /metrics               the same numbers in Prometheus text format
+    GET /healthz               200 {"ok": true} while healthy(), else 503
+
+Every stream client reads the hub's single latest JPEG whenever it is ready
+for one, so clients share one encode per frame and a slow client skips frames
+(its backlog is bounded by the socket's write buffer, never a frame queue).
+New JPEGs are announced from the hub's thread with call_soon_threadsafe, which
+replaces-and-sets a per-stream asyncio.Event: waiting clients sleep, no polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from rtclean.config import LiveConfig
+from rtclean.errors import RtcleanError
+from rtclean.live import metrics
+from rtclean.live.hub import STREAMS, LiveHub, LiveJpeg
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+BOUNDARY = "rtcleanframe"
+# Kernel send buffer of a stream connection. The default autotunes up to 4 MB
+# on Linux, which for a client on a slow link means seconds of old frames
+# queued in the kernel; 128 KiB (the kernel doubles it) holds a few 720x576
+# JPEGs and still covers the bandwidth-delay product of a LAN or Wi-Fi link.
+STREAM_SNDBUF = 128 * 1024
+NO_CACHE = {"Cache-Control": "no-store, no-cache, must-revalidate", "Pragma": "no-cache"}
+
+
+def _jsonable(v):
+    """Status values as JSON: numpy scalars to Python, NaN/inf to null, paths to str."""
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (bool, int, str)) or v is None:
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if hasattr(v, "item") and getattr(v, "shape", None) == ():  # numpy scalar
+        return _jsonable(v.item())
+    return str(v)
+
+
+def _listen_error(host: str, port: int, e: OSError) -> RtcleanError:
+    if isinstance(e, socket.gaierror):
+        reason = f"unknown host ({e.strerror})"
+    elif e.errno is not None and e.errno > 0:
+        reason = os.strerror(e.errno).lower()
+    else:
+        reason = str(e)
+    return RtcleanError(f"live view: cannot listen on {host}:{port}: {reason}")
+
+
+class LiveServer:
+    def __init__(self, cfg: LiveConfig, hub: LiveHub, status: Callable[[], dict],
+                 healthy: Callable[[], bool], *, stall_s: float = 20.0) -> None:
+        """``stall_s``: a stream client whose socket accepted nothing for this
+        long is disconnected, so a dead peer cannot hold a client slot."""
+        self.cfg = cfg
+        self.hub = hub
+        self.status = status
+        self.healthy = healthy
+        self.stall_s = stall_s
+        self.idle_check_s = 5.0  # how often an idle stream checks that its client is still there
+        self.url = ""
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._events: dict[str, asyncio.Event] = {}
+        self._stopping = False
+        self._stream_clients = 0  # touched only on the event loop
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Start listening; returns once the socket accepts connections."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._thread_main, name="rtclean-live-http", daemon=True)
+        self._thread.start()
+        self._started.wait()
+        if self._start_error is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+            err = self._start_error
+            if isinstance(err, OSError):
+                raise _listen_error(self.cfg.host, self.cfg.port, err) from None
+            raise RtcleanError(f"live view: cannot start: {err}") from None
+        self.hub.add_listener(self._on_jpeg)
+        log.info("live view at %s", self.url)
+
+    def stop(self) -> None:
+        """Close the socket and end open streams (within about two seconds)."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        self.hub.remove_listener(self._on_jpeg)
+        try:
+            fut = asyncio.run_coroutine_threadsafe(self._shutdown(), loop)
+            fut.result(timeout=5)
+        except Exception:  # the loop died already: nothing left to close
+            log.warning("live view: unclean shutdown", exc_info=True)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        self._thread = None
+
+    def _thread_main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._listen())
+        except BaseException as e:  # reported to start() on the caller's thread
+            self._start_error = e
+            if self._runner is not None:
+                loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+            self._started.set()
+            return
+        self._started.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    async def _listen(self) -> None:
+        self._events = {name: asyncio.Event() for name in STREAMS}
+        app = web.Application()
+        app.router.add_get("/", self._index)
+        # No HEAD for streams: a HEAD response has no body to stream into.
+        app.router.add_get("/stream/{name:clean|raw}.mjpg", self._stream, allow_head=False)
+        app.router.add_get("/snapshot/{name:clean|raw}.jpg", self._snapshot)
+        app.router.add_get("/api/status", self._status)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
+        # Short shutdown timeout: a stream stuck writing to a dead client is
+        # cancelled instead of holding stop() for aiohttp's default 60 s.
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.cfg.host, self.cfg.port)
+        await site.start()
+        addr = self._runner.addresses[0]
+        host, self.port = addr[0], addr[1]
+        self.url = f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    async def _shutdown(self) -> None:
+        self._stopping = True
+        for name in STREAMS:  # wake every waiting stream so it sees _stopping and ends
+            self._wake(name)
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # ------------------------------------------------------------------ hub -> loop
+
+    def _on_jpeg(self, stream: str) -> None:
+        """Hub listener, runs on the JPEG thread: only schedule the wake-up."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._wake, stream)
+        except RuntimeError:  # loop closed between the check and the call
+            pass
+
+    def _wake(self, stream: str) -> None:
+        # Replace, then set: waiters hold the old event; later waiters get a fresh one.
+        ev = self._events[stream]
+        self._events[stream] = asyncio.Event()
+        ev.set()
+
+    async def _newer(self, stream: str, after_seq: int, timeout: float | None = None) -> LiveJpeg | None:
+        """The stream's latest JPEG once its seq is above ``after_seq``; None on stop/timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not self._stopping:
+            jpeg = self.hub.latest(stream)
+            if jpeg is not None and jpeg.seq > after_seq:
+                return jpeg
+            # No await between the check above and taking the event: a wake-up
+            # scheduled after the check sets this very event.
+            ev = self._events[stream]
+            wait = 5.0 if deadline is None else deadline - loop.time()
+            if wait <= 0:
+                return None
+            try:
+                await asyncio.wait_for(ev.wait(), timeout=min(wait, 5.0))
+            except TimeoutError:
+                pass
+        return None
+
+    # ------------------------------------------------------------------ handlers
+
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC_DIR / "index.html", headers=NO_CACHE)
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if self._stream_clients >= self.cfg.max_clients:
+            return web.Response(status=503, text=f"too many live clients (max {self.cfg.max_clients})\n",
+                                headers={"Retry-After": "5"})
+        resp = web.StreamResponse(headers={
+            "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}", **NO_CACHE})
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
+        self._stream_clients += 1
+        self.hub.attach(name)
+        try:
+            await resp.prepare(request)
+            seq = 0
+            while True:
+                # A bounded wait so a client that left while no frames came
+                # (no signal) frees its slot instead of lingering.
+                jpeg = await self._newer(name, seq, timeout=self.idle_check_s)
+                if self._stopping:
+                    await resp.write(f"--{BOUNDARY}--\r\n".encode())
+                    break
+                if request.transport is None or request.transport.is_closing():
+                    break
+                if jpeg is None:
+                    continue
+                seq = jpeg.seq
+                head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                        f"Content-Length: {len(jpeg.data)}\r\n"
+                        f"X-Frame-Seq: {jpeg.seq}\r\nX-Frame-Index: {jpeg.index}\r\n\r\n").encode()
+                try:
+                    # write() waits while the socket's buffer is full: the client
+                    # then gets the newest JPEG after it drains, skipping the rest.
+                    await asyncio.wait_for(resp.write(head + jpeg.data + b"\r\n"), self.stall_s)
+                except TimeoutError:
+                    log.info("live view: dropping %s stream client %s: it read nothing for %.0f s",
+                             name, request.remote, self.stall_s)
+                    if request.transport is not None:
+                        request.transport.abort()
+                    break
+        except ConnectionError:  # the client went away
+            pass
+        finally:
+            self.hub.detach(name)
+            self._stream_clients -= 1
+        return resp
+
+    async def _snapshot(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        target = self.hub.request_snapshot(name)
+        if target == 0:
+            return web.Response(status=503, text="no frame yet\n", headers=NO_CACHE)
+        jpeg = await self._newer(name, target - 1, timeout=2.0) or self.hub.latest(name)
+        if jpeg is None:
+            return web.Response(status=503, text="no frame yet\n", headers=NO_CACHE)
+        return web.Response(body=jpeg.data, content_type="image/jpeg",
+                            headers={**NO_CACHE, "X-Frame-Seq": str(jpeg.seq),
+                                     "X-Frame-Index": str(jpeg.index)})
+
+    def _full_status(self) -> dict:
+        status = dict(self.status())
+        status["live"] = self.hub.stats()
+        return status
+
+    async def _status(self, request: web.Request) -> web.Response:
+        body = json.dumps(_jsonable(self._full_status()), allow_nan=False)
+        return web.Response(text=body, content_type="application/json", headers=NO_CACHE)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        text = metrics.render(self._full_status())
+        return web.Response(body=text.encode(), headers={"Content-Type": metrics.CONTENT_TYPE, **NO_CACHE})
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        ok = bool(self.healthy())
+        return web.json_response({"ok": ok}, status=200 if ok else 503, headers=NO_CACHE)

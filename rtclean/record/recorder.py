@@ -1,0 +1,177 @@
+"""One DVR stream (raw or clean): a bounded queue and an encoder thread.
+
+``submit()`` only puts the frame into a ``DropOldestQueue`` bounded in seconds
+of video, so a slow encoder or disk loses the oldest queued frames (counted)
+and never delays capture or the live view. Every frame that leaves the queue
+is written. Segment boundaries come from the shared ``SegmentClock`` (the key
+passed with each frame); each segment is a new MPEG-TS file with a new encoder,
+so it starts with a keyframe and stands alone.
+
+If the encoder thread fails (disk full, directory gone, bad frame), the error
+is kept in ``error``, logged once, and the recorder stops accepting frames:
+later submits are counted as dropped, and the pipeline reports the error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from rtclean.config import RecordConfig
+from rtclean.errors import RtcleanError
+from rtclean.frames import Processed
+from rtclean.mailbox import DropOldestQueue
+from rtclean.record.segments import SegmentKey
+from rtclean.record.sidecar import Sidecar
+from rtclean.record.writer import VideoWriter
+from rtclean.stats import Window
+
+log = logging.getLogger(__name__)
+
+STREAMS = ("raw", "clean")
+
+# One x264 thread per recorder: with two recorders that is two of the Pi 4's
+# four cores, leaving two for capture, detection, repair and the live view.
+# At 720x576 one ultrafast thread encodes a frame in ~3 ms on x86, a wide
+# margin under the 40 ms of a PAL frame for the Pi's slower cores (not yet
+# measured on a Pi: if it falls short, use codec h264_v4l2m2m), and
+# zerolatency's sliced threads would only trade CPU for a latency the DVR
+# does not need. PyAV releases the GIL inside the encoder, so the thread
+# does not stall the live path.
+ENCODER_THREADS = 1
+
+
+class Recorder:
+    def __init__(self, stream: str, cfg: RecordConfig, fps: float,
+                 size: tuple[int, int]) -> None:
+        if stream not in STREAMS:
+            raise ValueError(f"stream must be one of {STREAMS}, got {stream!r}")
+        if not fps or fps <= 0:
+            raise RtcleanError(f"{stream} recorder: frame rate must be positive, got {fps}")
+        self.stream = stream
+        self.cfg = cfg
+        self.fps = float(fps)
+        self.size = (int(size[0]), int(size[1]))
+        self._queue: DropOldestQueue[tuple[Processed, SegmentKey]] = DropOldestQueue(
+            max(1, round(cfg.queue_s * self.fps)))
+        self._thread: threading.Thread | None = None
+        self._writer: VideoWriter | None = None
+        self._sidecar: Sidecar | None = None
+        self._key: SegmentKey | None = None
+        self._segments: list[str] = []
+        self._current: str | None = None
+        self._discarded = 0  # queued frames thrown away after an error
+        self.frames_written = 0
+        self.error: str | None = None
+        self.encode_ms = Window(500)
+
+    # ------------------------------------------------------------ producer side
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name=f"rtclean-record-{self.stream}",
+                                        daemon=True)
+        self._thread.start()
+
+    def submit(self, p: Processed, key: SegmentKey) -> None:
+        """Queue one frame; never blocks. After an error the (closed) queue
+        counts the frame as dropped instead."""
+        self._queue.put((p, key))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, finish and fsync the current segment."""
+        self._queue.close()
+        if self._thread is None:
+            return
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("%s recorder: still writing after %.1f s; %d frames queued",
+                        self.stream, timeout, len(self._queue))
+
+    @property
+    def accepting(self) -> bool:
+        return not self._queue.closed
+
+    def stats(self) -> dict:
+        return {
+            "stream": self.stream,
+            "frames_written": self.frames_written,
+            "dropped": self._queue.dropped + self._discarded,
+            "segments": list(self._segments),
+            "current": self._current,
+            "error": self.error,
+            "queue": len(self._queue),
+            "queue_max": self._queue.max_items,
+            "high_water": self._queue.high_water,
+            "encode_ms": self.encode_ms.summary(),
+        }
+
+    # ------------------------------------------------------------ encoder thread
+
+    def _run(self) -> None:
+        try:
+            while (item := self._queue.get()) is not None:
+                self._write(*item)
+        except Exception as e:  # noqa: BLE001 - any failure must be kept and shown
+            self.error = str(e) if isinstance(e, RtcleanError) else f"{type(e).__name__}: {e}"
+            log.error("%s recorder stopped: %s", self.stream, self.error)
+            self._queue.close()  # from now on submit() counts frames as dropped
+            self._discarded += 1  # the frame that failed
+            while self._queue.get(timeout=0) is not None:
+                self._discarded += 1
+        finally:
+            try:
+                self._finish_segment()
+            except Exception as e:  # noqa: BLE001 - keep the first error, report this one
+                if self.error is None:
+                    self.error = str(e) if isinstance(e, RtcleanError) else f"{type(e).__name__}: {e}"
+                    log.error("%s recorder: could not finish the segment: %s", self.stream, self.error)
+                else:
+                    log.warning("%s recorder: could not finish the segment either: %s", self.stream, e)
+
+    def _write(self, p: Processed, key: SegmentKey) -> None:
+        if key != self._key:
+            self._finish_segment()
+            self._open_segment(key)
+        image = p.frame.image if self.stream == "raw" else p.clean
+        # Time from the segment's first capture, shared by raw and clean, so
+        # drops show as gaps and the two files line up frame for frame.
+        pts = max(0.0, p.frame.t - key.start)
+        t0 = time.perf_counter()
+        self._writer.write(image, pts)
+        self.encode_ms.add((time.perf_counter() - t0) * 1e3)
+        if self._sidecar is not None:
+            self._sidecar.write(p, pts)
+        self.frames_written += 1
+
+    def _open_writer(self, path: Path) -> VideoWriter:
+        c = self.cfg
+        return VideoWriter(path, self.size[0], self.size[1], self.fps, codec=c.codec,
+                           crf=c.crf, preset=c.preset, bitrate_kbps=c.bitrate_kbps,
+                           threads=ENCODER_THREADS, overwrite=False)
+
+    def _open_segment(self, key: SegmentKey) -> None:
+        path = Path(f"{key.base}.{self.stream}.ts")
+        self._key = key
+        self._writer = self._open_writer(path)
+        self._current = str(path)
+        if self.stream == "clean" and self.cfg.sidecar:
+            self._sidecar = Sidecar(f"{key.base}.clean.jsonl")
+        log.info("%s recorder: new segment %s", self.stream, path)
+
+    def _finish_segment(self) -> None:
+        writer, sidecar = self._writer, self._sidecar
+        self._writer = self._sidecar = None
+        try:
+            if sidecar is not None:
+                sidecar.close()
+        finally:
+            if writer is not None:
+                try:
+                    writer.close()  # flushes the encoder and fsyncs the file
+                finally:
+                    self._current = None
+                self._segments.append(str(writer.path))

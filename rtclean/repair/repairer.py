@@ -1,0 +1,184 @@
+"""Replace broken frames: motion-compensated prediction, hold, signal lost.
+
+Per frame the decision says whether the picture is usable:
+
+- clean: pass it through untouched and remember it (picture, capture time,
+  grey low-res copy). This is the common path, so it only downscales.
+- broken, for less than ``repair.max_hold_ms``: predict the frame from the
+  last two clean frames. The flow between them is computed once, at the
+  first broken frame of a run, and reused for the whole run; each broken
+  frame warps the last clean picture by that flow scaled to its own capture
+  time (constant velocity, so dropped frames and jittery timing are
+  handled). When the flow cannot be trusted (one clean frame known, stale
+  pair, scene cut) the last clean frame is held instead of smeared.
+- broken for longer, or the receiver shows no video: SIGNAL LOST (frozen
+  last clean frame with an overlay) or the raw input, per ``on_lost``.
+
+Extrapolation decays geometrically: a gap of s frame intervals moves the
+picture (1 - d^s) / (1 - d) intervals along the motion (d = 0.9, so at most
+10). Measured against the true frames on seven real clips (gain over holding
+the last clean frame, median per clip, then mean / worst clip):
+
+    gap (frames)         1      2      3      4      6      8      12
+    no decay           +3.1   +2.6   +2.0   +1.8   +1.4   +1.2   +0.9  dB
+      worst clip       +1.0   +0.1   -0.0   -0.4   -1.0   -1.1   -0.8
+    d = 0.9            +3.1   +2.6   +2.0   +1.7   +1.3   +0.9   +0.7
+      worst clip       +1.0   +0.3   +0.0   -0.1   -0.4   -0.8   -0.5
+    hard cap at 3      +3.1   +2.6   +2.0   +1.5   +1.0   +0.7   +0.4
+
+Smooth pans (the usual FPV case) keep almost all of the undamped gain; the
+jerky hand-held clip, where constant velocity is simply wrong, loses less.
+
+Returned pictures: PASS returns ``frame.image`` itself (the caller's own
+array); every synthesized picture (prediction, hold, overlay) is a new
+array, so consumers may share it without it changing under them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from rtclean import frames
+from rtclean.config import RepairConfig
+from rtclean.errors import RtcleanError
+from rtclean.frames import Decision, DetectResult, Frame
+from rtclean.repair import overlay
+from rtclean.repair.flow import FlowEstimator
+
+log = logging.getLogger(__name__)
+
+REPAIR_FLOW = f"{frames.REPAIR}:flow"
+
+# Per-interval decay of the constant-velocity extrapolation (see module doc).
+DECAY = 0.9
+# Mean absolute grey error (0..255, at flow resolution) above which the flow
+# between the last two clean frames does not explain them. Measured: ordinary
+# motion on the real clips stays <= 16 (p99 <= 9.4), the five hard cuts in
+# bikes_cuts give 46..76.
+RESIDUAL_MAX = 24.0
+# The last two clean frames must be at most this many frame periods apart
+# (three dropped frames): older pairs say little about the current motion.
+MAX_PAIR_PERIODS = 4.0
+
+
+@dataclass(slots=True)
+class _Clean:
+    t: float  # capture time
+    image: np.ndarray  # the frame as passed through (never modified)
+    small: np.ndarray  # grey low-res copy for flow
+
+
+@dataclass(slots=True)
+class _Run:
+    """What the first broken frame of a run worked out, reused for the run."""
+
+    last: _Clean
+    flow: np.ndarray | None  # last -> previous clean frame; None = hold
+    interval: float  # seconds between the two clean frames the flow spans
+    why_hold: str = ""
+
+
+def extrapolation(s: float) -> float:
+    """Frame intervals to move along the motion for a gap of ``s`` intervals."""
+    return (1.0 - DECAY ** s) / (1.0 - DECAY)
+
+
+class Repairer:
+    """Turns each (frame, decision) into the picture for the clean stream."""
+
+    def __init__(self, cfg: RepairConfig, fps: float) -> None:
+        if not fps or fps <= 0 or fps != fps:
+            raise RtcleanError(f"repair needs the source frame rate, got {fps!r} fps")
+        self.cfg = cfg
+        self.fps = float(fps)
+        self._est = FlowEstimator(cfg.flow_width)
+        self._clean: deque[_Clean] = deque(maxlen=cfg.history)
+        self._run: _Run | None = None
+        self._lost: tuple[_Clean, np.ndarray] | None = None  # overlay cache
+
+    def reset(self) -> None:
+        """Forget every clean frame (new source, reconnect, new file)."""
+        self._clean.clear()
+        self._run = None
+        self._lost = None
+
+    # ------------------------------------------------------------------ main
+
+    def process(self, frame: Frame, decision: Decision, result: DetectResult) -> tuple[np.ndarray, str]:
+        """(picture for the clean stream, action) for one frame."""
+        if not self.cfg.enabled:
+            return frame.image, frames.PASS
+        if self._clean and self._clean[-1].image.shape != frame.image.shape:
+            log.info("picture size changed %s -> %s: repair history cleared",
+                     self._clean[-1].image.shape, frame.image.shape)
+            self.reset()
+        # no_signal wins even without a breakup flag: a blue or frozen screen
+        # must never be remembered as a clean frame to predict from.
+        if decision.no_signal or (decision.breakup and decision.run_ms >= self.cfg.max_hold_ms):
+            return self._signal_lost(frame), frames.LOST
+        if not decision.breakup:
+            self._remember(frame)
+            return frame.image, frames.PASS
+        return self._repair(frame, decision, result)
+
+    # ------------------------------------------------------------------ paths
+
+    def _remember(self, frame: Frame) -> None:
+        self._clean.append(_Clean(frame.t, frame.image, self._est.small(frame.image)))
+        self._run = None  # a clean frame ends the breakup run
+
+    def _repair(self, frame: Frame, decision: Decision, result: DetectResult) -> tuple[np.ndarray, str]:
+        """A broken frame within the hold limit. One method per repair kind
+        (whole-frame flow today; field and band repair can slot in here,
+        chosen from ``result.bands``)."""
+        if not self._clean:
+            # Nothing clean seen yet: there is no picture to predict from.
+            return self._signal_lost(frame), frames.LOST
+        run = self._run if self._run is not None else self._start_run()
+        if run.flow is None:
+            return run.last.image.copy(), frames.HOLD
+        return self._repair_flow(frame, run)
+
+    def _repair_flow(self, frame: Frame, run: _Run) -> tuple[np.ndarray, str]:
+        s = (frame.t - run.last.t) / run.interval
+        if s <= 0:  # clock went backwards or a duplicate stamp: nothing to move
+            return run.last.image.copy(), frames.HOLD
+        return self._est.warp(run.last.image, run.flow, extrapolation(s)), REPAIR_FLOW
+
+    def _start_run(self) -> _Run:
+        last = self._clean[-1]
+        run = self._plan(last)
+        if run.flow is None:
+            log.debug("breakup run: holding the last clean frame (%s)", run.why_hold)
+        self._run = run
+        return run
+
+    def _plan(self, last: _Clean) -> _Run:
+        if len(self._clean) < 2:
+            return _Run(last, None, 0.0, "only one clean frame known")
+        prev = self._clean[-2]
+        interval = last.t - prev.t
+        if interval <= 0 or interval > MAX_PAIR_PERIODS / self.fps:
+            return _Run(last, None, interval, f"clean frames {interval * 1e3:.0f} ms apart")
+        flow = self._est.flow(last.small, prev.small)
+        res = self._est.residual(last.small, prev.small, flow)
+        if res > RESIDUAL_MAX:
+            return _Run(last, None, interval, f"flow residual {res:.1f} > {RESIDUAL_MAX:g} (scene cut?)")
+        return _Run(last, flow, interval)
+
+    def _signal_lost(self, frame: Frame) -> np.ndarray:
+        if self.cfg.on_lost == "raw":
+            return frame.image
+        if not self._clean:
+            h, w = frame.image.shape[:2]
+            return overlay.slate(w, h)
+        last = self._clean[-1]
+        if self._lost is None or self._lost[0] is not last:
+            # The frozen picture is the same for the whole lost stretch:
+            # render the overlay once, hand out copies.
+            self._lost = (last, overlay.signal_lost(last.image))
+        return self._lost[1].copy()
