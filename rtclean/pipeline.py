@@ -6,14 +6,18 @@
 
 ``LivePipeline`` wires it between a capture thread and the consumers:
 
-    capture thread ──► input Mailbox ──► process (this thread) ──► LiveHub (latest only)
+    capture thread ──► input queue (2) ──► process (this thread) ──► LiveHub (latest only)
                                                          ├──► raw Recorder   (bounded, drop-oldest)
                                                          └──► clean Recorder (bounded, drop-oldest)
 
 Nothing downstream can block capture: live sources hand frames over through a
-latest-only mailbox (a frame not taken in time is dropped and counted);
-non-live sources (a file read as fast as possible) use a small blocking queue
-instead, because there waiting costs nothing and losing frames would.
+drop-oldest queue of two frames. Two, not one: a capture thread that was
+descheduled for a moment delivers two frames back to back, and a latest-only
+mailbox would lose the first from both recordings; under sustained overload
+the queue still adds at most one frame of latency, and the frames it drops are
+counted. Non-live sources (a file read as fast as possible) use a small
+blocking queue instead, because there waiting costs nothing and losing frames
+would.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from rtclean.config import Config
 from rtclean.detect import make_detector
@@ -34,7 +39,7 @@ from rtclean.detect.decide import Decider
 from rtclean.detect.nosignal import NoSignalCheck
 from rtclean.errors import SourceError
 from rtclean.frames import LOST, PASS, Decision, DetectResult, Frame, Processed
-from rtclean.mailbox import Mailbox
+from rtclean.mailbox import DropOldestQueue
 from rtclean.repair.overlay import slate
 from rtclean.repair.repairer import Repairer
 from rtclean.service.notify import Notifier
@@ -44,6 +49,7 @@ from rtclean.stats import Rate, Window
 log = logging.getLogger(__name__)
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
+INBOX_FRAMES = 2  # see the module docstring
 
 
 class FrameProcessor:
@@ -54,6 +60,7 @@ class FrameProcessor:
         self.nosignal = NoSignalCheck(cfg.detect.frozen_frames)
         self.decider = Decider(cfg.detect, fps)
         self.repairer = Repairer(cfg.repair, fps)
+        self._detect_cfg, self._fps = cfg.detect, fps
         self.stage = {"detect": Window(), "repair": Window(), "process": Window()}
 
     def process(self, frame: Frame) -> Processed:
@@ -72,7 +79,23 @@ class FrameProcessor:
 
     def reset(self) -> None:
         self.detector.reset()
+        self.nosignal.reset()
         self.repairer.reset()
+
+    def warm_up(self, size: tuple[int, int]) -> None:
+        """Run every stage once on synthetic frames, then forget them: first
+        calls allocate buffers and build OpenCV objects (tens of ms), which
+        would otherwise land on the first captured frames."""
+        w, h = size
+        ramp = np.tile(np.linspace(0, 255, w, dtype=np.float32).astype(np.uint8)[None, :, None], (h, 1, 3))
+        for i, (image, broken) in enumerate([(ramp, False), (np.roll(ramp, 2, axis=1), False),
+                                             (np.roll(ramp, 4, axis=1), True)]):
+            frame = Frame(index=i, t=i / 25.0, image=image)
+            self.detector.detect(image)
+            self.nosignal.check(image)
+            self.repairer.process(frame, Decision(breakup=broken, run_ms=40.0 * broken), DetectResult(0.0))
+        self.reset()
+        self.decider = Decider(self._detect_cfg, self._fps)
 
 
 class _Counters:
@@ -117,7 +140,7 @@ class LivePipeline:
         self.server = None
         self.recorders: dict = {}
         self.clock = None
-        self._inbox: Mailbox[Frame] | queue.Queue
+        self._inbox: DropOldestQueue[Frame] | queue.Queue
         self._t_start = time.monotonic()
         self.state = "starting"
 
@@ -130,8 +153,9 @@ class LivePipeline:
         log.info("source %s open: %dx%d at %.3f fps", self.source.name, w, h, fps)
         cv2.setNumThreads(self.cfg.threads)
         self.processor = FrameProcessor(self.cfg, fps)
+        self.processor.warm_up((w, h))
         log.info("detector: %s", describe_detector(self.processor.detector))
-        self._inbox = Mailbox() if self.source.live else queue.Queue(maxsize=4)
+        self._inbox = DropOldestQueue(INBOX_FRAMES) if self.source.live else queue.Queue(maxsize=4)
         if self.cfg.record.enabled and (self.cfg.record.raw or self.cfg.record.clean):
             from rtclean.record.recorder import Recorder
             from rtclean.record.segments import SegmentClock
@@ -183,7 +207,7 @@ class LivePipeline:
                 self.counters.frames_in += 1
                 self.rate_in.tick(frame.t)
                 self._last_frame_t = frame.t
-                if isinstance(self._inbox, Mailbox):
+                if isinstance(self._inbox, DropOldestQueue):
                     self._inbox.put(frame)
                 else:
                     while not self._stop.is_set():
@@ -196,7 +220,7 @@ class LivePipeline:
             self._capture_error = e
         finally:
             self._capture_done.set()
-            if isinstance(self._inbox, Mailbox):
+            if isinstance(self._inbox, DropOldestQueue):
                 self._inbox.close()
 
     def _reconnect(self, wait: float) -> None:
@@ -215,7 +239,7 @@ class LivePipeline:
             log.warning("%s", e)
 
     def _next_frame(self, timeout: float) -> Frame | None:
-        if isinstance(self._inbox, Mailbox):
+        if isinstance(self._inbox, DropOldestQueue):
             return self._inbox.get(timeout)
         try:
             return self._inbox.get(timeout=timeout)
@@ -262,8 +286,8 @@ class LivePipeline:
         return self.status()
 
     def _inbox_empty(self) -> bool:
-        if isinstance(self._inbox, Mailbox):
-            return self._inbox.peek()[1] is None
+        if isinstance(self._inbox, DropOldestQueue):
+            return len(self._inbox) == 0
         return self._inbox.empty()
 
     def _handle(self, frame: Frame) -> None:

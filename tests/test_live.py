@@ -272,7 +272,9 @@ def test_two_clients_share_one_encode_per_frame(make_live):
     # Nobody watched raw: nothing encoded for it, every frame counted as skipped.
     assert st["streams"]["raw"]["encodes"] == 0
     assert st["streams"]["raw"]["skipped"] > 0
-    assert st["latency"]["count"] == clean["encodes"]
+    # Each clean encode records one latency sample (read a moment apart: the
+    # feeder is still publishing, so the JPEG thread may be one frame ahead).
+    assert abs(st["latency"]["count"] - clean["encodes"]) <= 1
 
 
 def test_slow_client_skips_frames_and_does_not_hold_back_others(make_live):

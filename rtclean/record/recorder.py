@@ -15,6 +15,7 @@ later submits are counted as dropped, and the pipeline reports the error.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -112,6 +113,7 @@ class Recorder:
     # ------------------------------------------------------------ encoder thread
 
     def _run(self) -> None:
+        _lower_priority()
         try:
             while (item := self._queue.get()) is not None:
                 self._write(*item)
@@ -175,3 +177,19 @@ class Recorder:
                 finally:
                     self._current = None
                 self._segments.append(str(writer.path))
+
+
+# Encoders yield the CPU to the live path: their queue holds seconds of video,
+# the live view has one frame period. Measured on the 2-core development
+# machine (pre-rendered 720x576 frames at 25 fps, both streams recorded): live
+# latency median 3.6-3.9 ms with nice +10 against 4.3-5.7 ms without.
+ENCODER_NICE = 10
+
+
+def _lower_priority() -> None:
+    """Raise this thread's nice value (Linux schedules threads individually;
+    raising niceness needs no privilege). Best effort elsewhere."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ENCODER_NICE)
+    except (AttributeError, OSError) as e:
+        log.debug("cannot lower encoder thread priority: %s", e)

@@ -49,6 +49,11 @@ class DemoSource(Source):
         if self.duration_s is not None and self._n >= self.duration_s * self.fps - 1e-9:
             return None
         frame = self._feed.next()
+        if self._n == 0:
+            # The clock starts at the first read, not at open(): the pipeline
+            # opens its recorders and web server in between, and a clock that
+            # ran meanwhile would deliver the first frames as a burst.
+            self._start = time.monotonic()
         if self.live:
             # Frame n is due at start + n / fps: scheduled from the start so
             # errors do not accumulate; a late frame goes out at once.

@@ -133,8 +133,10 @@ class FileSource(Source):
             pts = self._last_pts + 1.0 / self.fps
         self._last_pts = pts
         if self.live:
-            # Pace from the start time (not frame to frame) so there is no drift;
+            # Pace from the first read (not frame to frame) so there is no drift;
             # when decoding is late, deliver at once rather than sleep.
+            if self._n == 0:
+                self._start = time.monotonic()
             due = self._start + self._n / self.fps
             delay = due - time.monotonic()
             if delay > 0:

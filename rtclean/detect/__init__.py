@@ -1,0 +1,54 @@
+"""Breakup detectors and the factory that picks one from the configuration.
+
+``detect.detector``:
+- ``classical``: the signal-quality detector (no model).
+- ``tflite``: the TFLite model; failing to load it is a ModelError.
+- ``auto``: the TFLite model if the file exists and a runtime loads it,
+  else classical. Which one and why is logged at INFO, so a Pi that quietly
+  runs without its model is visible in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from rtclean.config import DetectConfig
+from rtclean.detect.base import Detector
+from rtclean.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+
+def model_path(cfg: DetectConfig, root: Path) -> Path:
+    """``detect.model`` as an absolute path (relative ones are under ``root``)."""
+    p = Path(cfg.model).expanduser()
+    return p if p.is_absolute() else Path(root) / p
+
+
+def make_detector(cfg: DetectConfig, root: Path) -> Detector:
+    from rtclean.detect.classical import ClassicalDetector
+
+    if cfg.detector == "classical":
+        log.info("detector: classical (detect.detector: classical)")
+        return ClassicalDetector()
+    from rtclean.detect.tflite import TFLiteDetector
+
+    path = model_path(cfg, root)
+    if cfg.detector == "tflite":
+        det = TFLiteDetector(path, cfg.delegate)
+        log.info("detector: tflite %s via %s (detect.detector: tflite)", path, det.runtime)
+        return det
+    if not path.is_file():
+        log.info("detector: classical (auto: no model at %s)", path)
+        return ClassicalDetector()
+    try:
+        det = TFLiteDetector(path, cfg.delegate)
+    except ModelError as e:
+        log.warning("detector: classical (auto: model at %s not usable: %s)", path, e)
+        return ClassicalDetector()
+    log.info("detector: tflite %s via %s (auto: model loaded)", path, det.runtime)
+    return det
+
+
+__all__ = ["Detector", "make_detector", "model_path"]

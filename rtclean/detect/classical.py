@@ -1,0 +1,278 @@
+"""Signal-quality breakup detector without a model.
+
+Analog FM breakup is line-structured and incoherent in time; scene content
+and motion are neither. Everything works on a reduced view: every line of
+the picture is kept (breakup lives on single lines) but only about
+``VIEW_WIDTH`` columns (nearest sampling: cheap, and it keeps the full
+contrast of short streaks that averaging would dilute). Same-field
+neighbours of line L are L - 2 and L + 2, so comparing a line with those
+never mistakes combing from motion between the two fields (1/50 s apart)
+for damage; all per-line work runs on the whole frame at once with OpenCV.
+
+Features, per band of lines and per frame:
+
+- impulse ("peak"): how far a line stands out above or below BOTH of its
+  same-field neighbours. Zero on edges and gradients, large on FM clicks
+  (sparklies) and snow. ``noise`` is the mean clipped peak per band (snow
+  and line jitter raise it).
+- fresh streaks: pixels that stand out by more than STREAK_LEVEL from both
+  same-field and both other-field neighbours (an FM click hits one line;
+  scene detail is at least two lines tall after optics and compression),
+  are near white or black (clicks drive the line to either), and had no
+  streak pixel near them in the previous clean frame (the OSD, wires and
+  thin edges persist or move a little; clicks are new each frame). Counted
+  per band and field (the worse field counts) and over the whole frame
+  (clicks are scattered; new scene detail comes in patches).
+- tearing: a line whose sync came late (early) shows the black blanking at
+  its left (right) end. Runs of at least three lines of a field with a
+  blanked end (against each line's running level: a capture with black side
+  borders has them all the time) are candidates; the first line of a run
+  must then be the line above it shifted sideways by two or more view
+  pixels. Dark scene content at the picture edge continues the picture
+  above it unshifted, which is why the shift test is needed (the blanking
+  cue alone fired on the real clips).
+- colour: chroma energy against its running level (the colour killer drops
+  a colourful picture to grey within a frame; a grey scene stays grey, a
+  cut to a duller scene is not grey), and the two fields against each other
+  (the killer can hit one field; the other keeps the scene's colour).
+- rolling: uniformly black lines (the vertical-sync bar) inside the picture
+  that were not there before; black runs touching the top or bottom edge
+  are letterboxing, not a sync bar.
+
+Running levels follow the scene quickly on clean frames and very slowly
+otherwise (so a detector can never get stuck on "broken"). A scene cut (the
+coarse picture changes completely right after a clean frame) re-baselines
+them instead of scoring, unless the damage is gross. The frame score is the
+max of the per-band scores, in [0, 1].
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from rtclean.detect.base import Detector
+from rtclean.frames import DetectResult
+
+NBANDS = 16
+VIEW_WIDTH = 180  # columns kept: every 4th at 720 wide
+STREAK_LEVEL = 64  # grey levels a pixel must stand out of its neighbour lines
+CLICK_WHITE = 190  # a click pixel is brighter than this ...
+CLICK_BLACK = 40  # ... or darker than this
+PEAK_CLIP = 48  # peaks are clipped so one streak does not look like snow
+BLANK_LEVEL = 24  # luma below which the outermost column of a lit line is blanking
+FAST_ALPHA = 0.15  # running-level update rate on clean frames
+SLOW_ALPHA = 0.01  # ... on frames that look broken (never stuck, 4 s at 25 fps)
+GREY_CHROMA = 3.0  # mean |Cr| + |Cb| of a picture the colour killer made grey
+CUT_LEVEL = 28.0  # mean |coarse difference| (grey levels) that means a scene cut
+# a streak pixel is "fresh" when the previous clean frame had no streak pixel
+# within two lines and three view pixels (12 px at 720) of it
+_PERSIST = cv2.getStructuringElement(cv2.MORPH_RECT, (7, 5))
+
+
+def _ramp(x, lo: float, hi: float):
+    return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+
+
+def _peaks(a: np.ndarray, up: np.ndarray, dn: np.ndarray) -> np.ndarray:
+    """How far each pixel of ``a`` stands out above or below both ``up`` and
+    ``dn`` (uint8, saturating: 0 on edges and gradients)."""
+    pos = cv2.min(cv2.subtract(a, up), cv2.subtract(a, dn))
+    neg = cv2.min(cv2.subtract(up, a), cv2.subtract(dn, a))
+    return cv2.max(pos, neg)
+
+
+def _row_means(img: np.ndarray) -> np.ndarray:
+    return cv2.reduce(img, 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel()
+
+
+class ClassicalDetector(Detector):
+    name = "classical"
+
+    def __init__(self, view_width: int = VIEW_WIDTH) -> None:
+        self.view_width = view_width
+        self.reset()
+
+    def reset(self) -> None:
+        self._shape: tuple[int, int] | None = None
+        self._base: dict[str, np.ndarray | float] = {}
+        self._prev_mask: np.ndarray | None = None
+        self._prev_coarse: np.ndarray | None = None
+        self._prev_score = 0.0
+
+    # ------------------------------------------------------------------ view
+
+    def _view(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        h, w = image.shape[:2]
+        vw = min(w, self.view_width)
+        small = cv2.resize(image, (vw, h), interpolation=cv2.INTER_NEAREST) if vw != w else image
+        if small.ndim == 2:
+            return np.ascontiguousarray(small), None
+        ycc = cv2.cvtColor(small, cv2.COLOR_BGR2YCrCb)
+        y = np.ascontiguousarray(ycc[..., 0])
+        chroma = cv2.add(cv2.absdiff(ycc[..., 1], 128), cv2.absdiff(ycc[..., 2], 128))  # saturating
+        return y, chroma
+
+    def _setup(self, shape: tuple[int, int]) -> None:
+        self.reset()
+        self._shape = shape
+        h, w = shape
+        lines = np.arange(2, h - 2)  # the lines that have two same-field neighbours
+        band = np.minimum(lines * NBANDS // h, NBANDS - 1)
+        self._bin = band * 2 + (lines & 1)  # (band, field) bin of each line
+        self._bin_rows = np.maximum(np.bincount(self._bin, minlength=2 * NBANDS), 1)
+        self._band_px = self._bin_rows.reshape(NBANDS, 2) * w  # view pixels per band and field
+
+    def _per_band(self, rows: np.ndarray) -> np.ndarray:
+        """(NBANDS, 2) means of per-line values, by band and field."""
+        return (np.bincount(self._bin, weights=rows, minlength=2 * NBANDS) / self._bin_rows).reshape(NBANDS, 2)
+
+    # ------------------------------------------------------------------ detect
+
+    def detect(self, image: np.ndarray) -> DetectResult:
+        y, chroma = self._view(image)
+        h, w = y.shape
+        if h < 16:
+            return DetectResult(score=0.0, bands=np.zeros(NBANDS, np.float32), features={})
+        if self._shape != y.shape:
+            self._setup(y.shape)
+        mid = y[2:-2]  # lines 2 .. h-3
+
+        # impulses against the same field (lines L -/+ 2) and the other one (L -/+ 1)
+        p_field = _peaks(mid, y[:-4], y[4:])
+        p_cross = _peaks(mid, y[1:-3], y[3:-1])
+        noise = self._per_band(_row_means(cv2.min(p_field, PEAK_CLIP))).mean(axis=1)
+        mask = cv2.compare(cv2.min(p_field, p_cross), STREAK_LEVEL, cv2.CMP_GT)  # 0 / 255
+        # FM clicks drive the line to (near) white or black; thin scene detail
+        # rarely reaches either with this much contrast
+        extreme = cv2.bitwise_or(cv2.compare(mid, CLICK_WHITE, cv2.CMP_GT), cv2.compare(mid, CLICK_BLACK, cv2.CMP_LT))
+        mask = cv2.bitwise_and(mask, extreme)
+        new = cv2.subtract(mask, cv2.dilate(self._prev_mask, _PERSIST)) if self._prev_mask is not None else mask
+        fresh_px = (self._per_band(_row_means(new)) / 255.0 * self._band_px).max(axis=1)
+
+        # tearing: a late (early) line shows the black blanking at its left
+        # (right) end while the line itself is a normal picture
+        row = _row_means(mid)
+        lit = row > 50
+        left = (mid[:, 0] < BLANK_LEVEL) & (mid[:, 1] < BLANK_LEVEL + 8)
+        right = (mid[:, w - 1] < BLANK_LEVEL) & (mid[:, w - 2] < BLANK_LEVEL + 8)
+        edge = ((left | right) & lit).astype(np.float32)
+
+        coarse = cv2.resize(y[::4, ::4], (16, 12), interpolation=cv2.INTER_AREA).astype(np.float32)
+        cut = float(np.abs(coarse - self._prev_coarse).mean()) if self._prev_coarse is not None else 0.0
+        black = self._sync_bar(y)
+        if chroma is not None:
+            c_even, c_odd = float(cv2.mean(chroma[0::2])[0]), float(cv2.mean(chroma[1::2])[0])
+        else:
+            c_even = c_odd = 0.0
+        chroma_level = (c_even + c_odd) / 2
+        # the colour killer can hit one field: the other field of the same
+        # scene keeps its colour, which no scene content does
+        field_split = 1.0 - min(c_even, c_odd) / max(c_even, c_odd) if max(c_even, c_odd) > 6.0 else 0.0
+
+        base = self._base
+        if not base:
+            base.update(noise=noise.copy(), fresh=fresh_px.copy(), edge=edge.copy(),
+                        chroma=chroma_level, black=black)
+        colour_loss = float(_ramp(field_split, 0.6, 0.85))
+        # the colour killer leaves a grey picture, not merely a duller scene
+        if base["chroma"] > 6.0 and chroma_level < GREY_CHROMA:
+            colour_loss = max(colour_loss, float(_ramp(1.0 - chroma_level / base["chroma"], 0.4, 0.6)))
+        roll = float(_ramp(black - base["black"], 0.02, 0.05))
+        # a cut: the coarse picture changes completely right after a clean
+        # frame, with no sync bar and no colour collapse (rolling and the
+        # colour killer change the coarse picture too)
+        is_cut = cut >= CUT_LEVEL and self._prev_score < 0.5 and roll == 0 and colour_loss == 0
+
+        # excess over the band's (line's) own history: scene detail, noise
+        # floor and picture edges vary a lot between cameras and scenes
+        noise_x = noise - 1.4 * base["noise"] - 1.0
+        fresh_x = fresh_px - 2.0 * base["fresh"] - 3.0
+        # clicks are scattered over the whole picture: the frame total
+        # separates them from a patch of new scene detail better than one band
+        fresh_total = float(fresh_px.sum())
+        total_x = fresh_total - 1.5 * base["fresh"].sum() - 4.0
+        edge_x = edge - base["edge"]  # a capture with black side borders has them on every frame
+        # three consecutive lines of a field: single dark-edged lines are scene detail
+        edge_x = np.minimum(np.minimum(edge_x, np.roll(edge_x, -2)), np.roll(edge_x, -4))
+        tear = self._tear(y, edge_x > 0.5)
+        band_scores = np.maximum(_ramp(noise_x, 4.5, 7.0), _ramp(fresh_x, 8.0, 20.0))
+        band_scores = np.maximum(band_scores, _ramp(tear, 0.3, 0.6))
+        # gross damage needs no history (full static after a cut is still static)
+        gross = _ramp(noise, 14.0, 20.0)
+        band_scores = gross if is_cut else np.maximum(band_scores, gross)
+
+        clicks = float(_ramp(total_x, 10.0, 30.0))
+        if clicks > 0:  # the bands that have more new streaks than usual
+            band_scores = np.maximum(band_scores, clicks * (fresh_x > -1.0))
+        whole = max(colour_loss, roll)
+        if whole > 0:
+            band_scores = np.maximum(band_scores, whole)
+        score = float(band_scores.max())
+
+        # running levels: follow the scene on clean frames, jump on cuts
+        if is_cut and gross.max() == 0:
+            base.update(noise=noise.copy(), fresh=fresh_px.copy(), edge=edge.copy(),
+                        chroma=chroma_level, black=black)
+        else:
+            a = FAST_ALPHA if score < 0.2 else SLOW_ALPHA
+            for key, val in (("edge", edge), ("chroma", chroma_level), ("black", black)):
+                base[key] = base[key] + a * (val - base[key])
+            # detail levels rise slowly and fall fast: clicks come in bursts,
+            # and a burst too faint to be caught must not teach the detector
+            # that clicks are normal
+            for key, val in (("noise", noise), ("fresh", fresh_px)):
+                up = val > base[key]
+                rise = min(a * 0.2, SLOW_ALPHA) if score < 0.2 else SLOW_ALPHA
+                base[key] = base[key] + np.where(up, rise, 2 * a) * (val - base[key])
+        self._prev_coarse = coarse
+        if score < 0.5 or self._prev_mask is None:
+            self._prev_mask = mask  # a broken frame's clicks must not hide the next frame's
+        self._prev_score = score
+
+        features = {
+            "noise": float(noise.max()), "noise_excess": float(noise_x.max()),
+            "fresh": float(fresh_px.max()), "fresh_excess": float(fresh_x.max()),
+            "fresh_total_excess": float(total_x), "clicks": clicks,
+            "tear": float(tear.max()), "chroma": chroma_level, "chroma_base": float(base["chroma"]),
+            "colour_loss": colour_loss, "field_split": field_split,
+            "black_rows": black, "roll": roll, "cut": cut,
+        }
+        return DetectResult(score=score, bands=band_scores.astype(np.float32), features=features)
+
+    @staticmethod
+    def _tear(y: np.ndarray, run: np.ndarray) -> np.ndarray:
+        """Per band: how well a sideways shift explains the first torn line
+        of each run of dark-edged lines from the line above it (same
+        field). Dark scene content at the picture edge continues the
+        picture above it unshifted; a late line is the picture moved."""
+        tear = np.zeros(NBANDS)
+        starts = np.nonzero(run & ~np.roll(run, 2))[0][:8]  # mid index i = frame line i + 2
+        starts = starts[starts >= 2]
+        if starts.size == 0:
+            return tear
+        w = y.shape[1]
+        s_max = max(3, w // 6)
+        cols = np.arange(s_max, w - s_max, 2)
+        shifts = np.arange(-s_max, s_max + 1)
+        above = y[starts][:, cols[None, :] + shifts[:, None]].astype(np.int16)  # (n, shifts, cols)
+        line = y[starts + 2][:, None, cols].astype(np.int16)
+        ds = np.abs(line - above).mean(axis=2)
+        at0 = ds[:, s_max].copy()
+        ds[:, s_max - 1:s_max + 2] = np.inf  # a pixel of slant is the scene, not sync
+        gain = np.clip((at0 - ds.min(axis=1)) / (at0 + 4.0), 0.0, 1.0) * (at0 > 6.0)
+        bands = np.minimum((starts + 2) * NBANDS // y.shape[0], NBANDS - 1)
+        np.maximum.at(tear, bands, gain)
+        return tear
+
+    @staticmethod
+    def _sync_bar(y: np.ndarray) -> float:
+        """Share of lines that are uniformly black, not counting black runs
+        touching the top or bottom edge (letterboxing): a rolling picture
+        shows the vertical-sync bar somewhere inside the frame."""
+        black = (cv2.reduce(y, 1, cv2.REDUCE_MAX).ravel() < 60) & (_row_means(y) < 20)
+        if black.all():
+            return 0.0  # a black screen is the no-signal check's business
+        top = int(np.argmin(black))
+        bottom = int(np.argmin(black[::-1]))
+        return float(black[top:black.size - bottom].mean())

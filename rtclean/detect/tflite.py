@@ -1,0 +1,147 @@
+"""Breakup detector backed by a TFLite model (CPU or Coral Edge TPU).
+
+Model contract (version 1) - what a trained ``breakup.tflite`` must look like
+--------------------------------------------------------------------------
+Input: one tensor of shape ``[1, H, W, C]``, dtype float32 or int8. H, W and
+C are read from the model; C is 1 (current frame) or 2 (current, previous).
+
+Preprocessing (``preprocess`` below; training must use the same function):
+
+1. luma: BGR -> Y (``cv2.COLOR_BGR2GRAY``).
+2. fields stacked: the even lines (top field) are resized to W x H/2 and put
+   on top, the odd lines (bottom field) below them, both with INTER_AREA.
+   Breakup is line- and field-structured (one field of a frame is often
+   hit alone); resizing the interlaced frame as is would average the two
+   fields together and blur exactly that structure.
+3. values scaled to [0, 1] (Y / 255).
+4. C == 2: channel 0 is the current frame, channel 1 the previous one
+   (the current frame again for the first frame after ``reset()``).
+5. int8 input: ``q = round(x / scale) + zero_point`` with the input
+   tensor's quantisation, clipped to [-128, 127].
+
+Outputs: a frame score (one element, e.g. shape [1, 1] or [1]), a sigmoid
+probability of breakup, and optionally band scores of shape ``[1, nbands]``
+(nbands > 1), top to bottom of the picture. The outputs are told apart by
+size. int8 outputs are dequantised with their scale / zero point. Scores are
+clipped to [0, 1]; band scores are resampled to ``NBANDS`` bands when the
+model has another count. A model without band output gets the frame score
+for every band (the repair then treats the whole frame as damaged).
+
+Anything else (not 4-D input, H not even, C not 1 or 2, another dtype, no
+one-element output) is a ModelError with one line.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from rtclean.detect.base import Detector
+from rtclean.detect.runtime import load_model
+from rtclean.errors import ModelError
+from rtclean.frames import DetectResult
+
+log = logging.getLogger(__name__)
+
+NBANDS = 16
+
+
+def preprocess(image: np.ndarray, h: int, w: int) -> np.ndarray:
+    """BGR frame -> H x W float32 luma in [0, 1], fields stacked (see module doc)."""
+    y = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    half = h // 2
+    top = cv2.resize(y[0::2], (w, half), interpolation=cv2.INTER_AREA)
+    bottom = cv2.resize(y[1::2], (w, h - half), interpolation=cv2.INTER_AREA)
+    out = np.empty((h, w), np.float32)
+    np.multiply(top, 1 / 255, out=out[:half], casting="unsafe")
+    np.multiply(bottom, 1 / 255, out=out[half:], casting="unsafe")
+    return out
+
+
+def resample_bands(scores: np.ndarray, n: int = NBANDS) -> np.ndarray:
+    """Map model band scores onto ``n`` picture bands (each takes the band
+    covering its centre line)."""
+    m = scores.size
+    if m == n:
+        return scores.astype(np.float32)
+    idx = ((np.arange(n) + 0.5) * m / n).astype(int)
+    return scores[np.minimum(idx, m - 1)].astype(np.float32)
+
+
+class TFLiteDetector(Detector):
+    name = "tflite"
+
+    def __init__(self, model_path: str | Path, delegate: str = "cpu", num_threads: int = 1) -> None:
+        loaded = load_model(model_path, delegate, num_threads)
+        self.runtime = loaded.runtime
+        self.delegate = loaded.delegate
+        self.model_path = Path(model_path)
+        self._interp = loaded.interpreter
+        self._setup_io()
+        self._prev: np.ndarray | None = None
+        log.info("TFLite detector: %s via %s (%s), input %dx%dx%d %s", self.model_path.name,
+                 self.runtime, self.delegate, self._w, self._h, self._c, self._in_dtype.__name__)
+
+    def _setup_io(self) -> None:
+        where = str(self.model_path)
+        ins = self._interp.get_input_details()
+        if len(ins) != 1:
+            raise ModelError(f"{where}: model must have one input, has {len(ins)}")
+        inp = ins[0]
+        shape = [int(s) for s in inp["shape"]]
+        if len(shape) != 4 or shape[0] != 1:
+            raise ModelError(f"{where}: model input must be [1, H, W, C], got {shape}")
+        _, self._h, self._w, self._c = shape
+        if self._c not in (1, 2) or self._h < 2 or self._h % 2 or self._w < 1:
+            raise ModelError(f"{where}: model input [1, H, W, C] needs even H and C in (1, 2), got {shape}")
+        self._in_dtype = np.dtype(inp["dtype"]).type
+        if self._in_dtype not in (np.float32, np.int8):
+            raise ModelError(f"{where}: model input must be float32 or int8, got {np.dtype(inp['dtype']).name}")
+        self._in_index = inp["index"]
+        self._in_scale, self._in_zero = inp["quantization"]
+        if self._in_dtype is np.int8 and not self._in_scale:
+            raise ModelError(f"{where}: int8 model input has no quantisation scale")
+        self._frame_out = None
+        self._band_out = None
+        for out in self._interp.get_output_details():
+            size = int(np.prod(out["shape"]))
+            entry = (out["index"], *out["quantization"], np.dtype(out["dtype"]).type)
+            if size == 1 and self._frame_out is None:
+                self._frame_out = entry
+            elif size > 1 and self._band_out is None:
+                self._band_out = entry
+        if self._frame_out is None:
+            raise ModelError(f"{where}: model has no one-element frame score output")
+        self._buf = np.empty((1, self._h, self._w, self._c), self._in_dtype)
+
+    def _read(self, entry) -> np.ndarray:
+        index, scale, zero, dtype = entry
+        raw = self._interp.get_tensor(index).ravel()
+        if dtype is np.int8 or dtype is np.uint8:
+            return (raw.astype(np.float32) - zero) * scale
+        return raw.astype(np.float32)
+
+    def detect(self, image: np.ndarray) -> DetectResult:
+        cur = preprocess(image, self._h, self._w)
+        planes = [cur] if self._c == 1 else [cur, self._prev if self._prev is not None else cur]
+        self._prev = cur
+        for ch, plane in enumerate(planes):
+            if self._in_dtype is np.int8:
+                q = np.rint(plane / self._in_scale) + self._in_zero
+                self._buf[0, :, :, ch] = np.clip(q, -128, 127)
+            else:
+                self._buf[0, :, :, ch] = plane
+        self._interp.set_tensor(self._in_index, self._buf)
+        self._interp.invoke()
+        score = float(np.clip(self._read(self._frame_out)[0], 0.0, 1.0))
+        if self._band_out is not None:
+            bands = np.clip(resample_bands(self._read(self._band_out)), 0.0, 1.0)
+        else:
+            bands = np.full(NBANDS, score, np.float32)
+        return DetectResult(score=score, bands=bands, features={"model_score": score})
+
+    def reset(self) -> None:
+        self._prev = None

@@ -1,0 +1,182 @@
+"""Classical detector: no false positives on real footage, catches the demo
+feed's breakup, localises it in bands, handles any size."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from rtclean.detect.classical import NBANDS, ClassicalDetector
+from rtclean.detect.nosignal import NoSignalCheck
+from rtclean.sim.feed import degrade, render_clip
+
+CLIPS = ["bag_handheld_480x360.avi", "bikes_cuts_640x272.mp4", "box_handheld_640x480.mp4",
+         "carphone_176x144.mp4", "carphone_compressed_176x144.mp4", "cup_handheld_640x480.mp4",
+         "foliage_pan_720x480.mkv", "gopro_walk_848x480.mp4", "tennis_fastpan_854x480.mkv",
+         "vtest_static_768x576.avi", "walk_pan_720x480.mkv"]
+# kinds the classical detector itself must catch (blue/black/frozen are the
+# no-signal check's; tearing is a known gap, reported, see classical.py)
+DETECTED_KINDS = ("sparklies", "snow", "colour_loss", "roll", "static")
+
+
+def frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
+    out = []
+    with av.open(str(path)) as c:
+        for f in c.decode(video=0):
+            out.append(f.to_ndarray(format="bgr24"))
+            if limit and len(out) >= limit:
+                break
+    return out
+
+
+@pytest.mark.parametrize("name", CLIPS)
+def test_no_false_positives_on_real_clips(clips_dir, name):
+    det = ClassicalDetector()
+    scores = []
+    for img in frames(clips_dir / name):
+        res = det.detect(img)
+        assert 0.0 <= res.score <= 1.0
+        assert res.bands.shape == (NBANDS,)
+        scores.append(res.score)
+    worst = int(np.argmax(scores))
+    assert max(scores) < 0.5, f"{name}: frame {worst} scored {scores[worst]:.2f}"
+
+
+def visible(label) -> bool:
+    return label.severity >= 0.1 and label.damaged_lines >= 0.005
+
+
+def test_demo_feed_recall_and_clean_frames():
+    det = ClassicalDetector()
+    hits: dict[str, list[bool]] = collections.defaultdict(list)
+    clean_scores = []
+    for f in render_clip(400, "pal", seed=2, breakup=0.3):
+        res = det.detect(f.image)
+        if not f.label.broken:
+            clean_scores.append(res.score)
+        elif f.label.kind in DETECTED_KINDS and visible(f.label):
+            hits[f.label.kind].append(res.score >= 0.5)
+    assert len(clean_scores) > 100
+    assert sum(s >= 0.5 for s in clean_scores) == 0
+    for kind in ("sparklies", "snow"):
+        assert len(hits[kind]) >= 10, f"demo feed gave too few {kind} frames"
+    everything = [h for v in hits.values() for h in v]
+    assert np.mean(everything) >= 0.9, {k: f"{sum(v)}/{len(v)}" for k, v in hits.items()}
+    for kind, v in hits.items():
+        assert np.mean(v) >= 0.8, f"{kind}: {sum(v)}/{len(v)}"
+
+
+def test_ntsc_demo_feed():
+    det = ClassicalDetector()
+    clean, caught, total = 0, 0, 0
+    for f in render_clip(200, "ntsc", seed=4, breakup=0.3):
+        res = det.detect(f.image)
+        if not f.label.broken:
+            clean += res.score >= 0.5
+        elif f.label.kind in DETECTED_KINDS and visible(f.label):
+            total += 1
+            caught += res.score >= 0.5
+    assert clean == 0 and total >= 10 and caught / total >= 0.85
+
+
+def test_breakup_injected_into_a_real_clip(clips_dir):
+    src = frames(clips_dir / "gopro_walk_848x480.mp4", limit=160)
+    det = ClassicalDetector()
+    ns = NoSignalCheck(frozen_frames=12)
+    fp, caught, total = 0, 0, 0
+    for f in degrade(src, seed=3, breakup=0.3, fps=29.97, size=(720, 576)):
+        res = det.detect(f.image)
+        if not f.label.broken:
+            fp += res.score >= 0.5
+        elif f.label.kind in DETECTED_KINDS and visible(f.label):
+            total += 1
+            caught += res.score >= 0.5 or ns.check(f.image) is not None
+    assert fp == 0
+    assert total >= 10 and caught / total >= 0.85
+
+
+def test_bands_localise_clicks_in_one_field(clips_dir):
+    src = [cv2.resize(x, (720, 576), interpolation=cv2.INTER_AREA)
+           for x in frames(clips_dir / "walk_pan_720x480.mkv", limit=12)]
+    det = ClassicalDetector()
+    for img in src[:10]:
+        assert det.detect(img).score < 0.5
+    hit = src[10].copy()
+    rng = np.random.default_rng(5)
+    # 40 white streaks on odd lines of band 5 (lines 180..215)
+    for _ in range(40):
+        y = 181 + 2 * int(rng.integers(0, 17))
+        x = int(rng.integers(0, 680))
+        hit[y, x:x + int(rng.integers(8, 30))] = 255
+    res = det.detect(hit)
+    assert res.score >= 0.5
+    assert int(np.argmax(res.bands)) == 5
+    assert res.bands[[0, 1, 2, 8, 9, 10, 11, 12, 13, 14, 15]].max() < 0.5
+    assert res.features["fresh"] > 10
+
+
+def test_colour_killer_fires_but_grey_footage_does_not(clips_dir):
+    src = frames(clips_dir / "tennis_fastpan_854x480.mkv", limit=20)
+    det = ClassicalDetector()
+    for img in src[:10]:
+        det.detect(img)
+    grey = cv2.cvtColor(cv2.cvtColor(src[10], cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    res = det.detect(grey)
+    assert res.features["colour_loss"] > 0.5 and res.score >= 0.5
+    # a clip that is grey from the start is a grey scene, not breakup
+    det.reset()
+    for img in src:
+        g = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+        assert det.detect(g).score < 0.5
+
+
+def test_rolling_sync_bar():
+    feed = render_clip(12, "pal", seed=7, breakup=0.0)
+    det = ClassicalDetector()
+    for f in feed[:10]:
+        assert det.detect(f.image).score < 0.5
+    rolled = np.roll(feed[10].image, 200, axis=0)
+    rolled[150:193] = 8  # the vertical blanking bar inside the picture
+    res = det.detect(rolled)
+    assert res.features["roll"] > 0.5 and res.score >= 0.5
+
+
+@pytest.mark.parametrize("size", [(176, 144), (640, 272), (720, 480), (720, 576), (848, 480)])
+def test_any_size_and_size_changes(size):
+    det = ClassicalDetector()
+    rng = np.random.default_rng(0)
+    base = cv2.resize(render_clip(1, "pal", seed=9, breakup=0.0)[0].image, size, interpolation=cv2.INTER_AREA)
+    for _ in range(3):
+        res = det.detect(base)
+        assert res.score < 0.5 and res.bands.shape == (NBANDS,)
+    # full static: noise everywhere
+    static = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    assert det.detect(static).score >= 0.5
+    det.detect(np.zeros((100, 120, 3), np.uint8))  # another size: starts over, no error
+    assert det.detect(np.zeros((10, 10, 3), np.uint8)).score == 0.0  # too small to judge
+
+
+def test_torn_band_is_caught_dark_edge_content_is_not(clips_dir):
+    src = [cv2.resize(x, (720, 576), interpolation=cv2.INTER_AREA)
+           for x in frames(clips_dir / "box_handheld_640x480.mp4", limit=12)]
+    det = ClassicalDetector()
+    for img in src[:10]:
+        assert det.detect(img).score < 0.5
+    # dark scene content at the left edge of lines 300..339, not shifted
+    shadow = src[10].copy()
+    shadow[300:340, :40] = 5
+    res = det.detect(shadow)
+    assert res.score < 0.5 and res.features["tear"] < 0.3
+    # lines 300..339 arrive 48 px late: the picture moves right and the
+    # exposed left end shows the black blanking
+    torn = src[11].copy()
+    torn[300:340, 48:] = src[11][300:340, :-48]
+    torn[300:340, :48] = 5
+    res = det.detect(torn)
+    assert res.features["tear"] >= 0.6 and res.score >= 0.5
+    assert int(np.argmax(res.bands)) == 300 * NBANDS // 576

@@ -1,0 +1,168 @@
+"""TFLite detector: a real interpreter on real .tflite files built by
+tests/make_tiny_model.py (no TensorFlow needed)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from make_tiny_model import build_model, expected_band_scores, write_model  # noqa: E402
+
+from rtclean.config import DetectConfig  # noqa: E402
+from rtclean.detect import make_detector  # noqa: E402
+from rtclean.detect.classical import ClassicalDetector  # noqa: E402
+from rtclean.detect.runtime import load_model, probe_delegate  # noqa: E402
+from rtclean.detect.tflite import NBANDS, TFLiteDetector, preprocess  # noqa: E402
+from rtclean.errors import ModelError  # noqa: E402
+
+
+def gradient_frame(h=576, w=720) -> np.ndarray:
+    """Dark at the top, bright at the bottom, a bit of texture."""
+    rows = np.linspace(0, 255, h, dtype=np.float32)[:, None]
+    img = np.repeat(rows, w, axis=1) + np.random.default_rng(0).normal(0, 5, (h, w))
+    return cv2.cvtColor(np.clip(img, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_scores_match_the_model_end_to_end(tmp_path, dtype):
+    path = write_model(tmp_path / "m.tflite", dtype=dtype)
+    det = TFLiteDetector(path)
+    assert det.runtime == "ai_edge_litert"
+    img = gradient_frame()
+    res = det.detect(img)
+    # What the model must compute from the documented preprocessing.
+    x = preprocess(img, 32, 24)
+    want = expected_band_scores(x, 16, dtype)
+    tol = 0.02 if dtype == "int8" else 1e-4  # int8: input and output quantisation steps
+    assert res.bands.shape == (NBANDS,)
+    np.testing.assert_allclose(res.bands, want, atol=tol)
+    assert res.score == pytest.approx(want.max(), abs=tol)
+    assert 0.0 <= res.score <= 1.0 and np.all((res.bands >= 0) & (res.bands <= 1))
+
+
+def test_dark_and_bright_frames_score_apart(tmp_path):
+    det = TFLiteDetector(write_model(tmp_path / "m.tflite"))
+    dark = det.detect(np.full((144, 176, 3), 10, np.uint8)).score
+    bright = det.detect(np.full((480, 848, 3), 245, np.uint8)).score
+    assert dark < 0.05 and bright > 0.95
+
+
+def test_preprocess_stacks_fields():
+    img = np.zeros((576, 720, 3), np.uint8)
+    img[1::2] = 255  # bottom field white, top field black
+    x = preprocess(img, 72, 96)
+    assert x.shape == (72, 96) and x.dtype == np.float32
+    assert np.all(x[:36] == 0.0) and np.all(x[36:] == 1.0)
+
+
+def test_two_channel_model_sees_the_previous_frame(tmp_path):
+    det = TFLiteDetector(write_model(tmp_path / "m2.tflite", c=2))
+    black = np.zeros((288, 360, 3), np.uint8)
+    white = np.full((288, 360, 3), 255, np.uint8)
+    first = det.detect(white).score  # previous = itself: all bright
+    mixed = det.detect(black).score  # current black, previous white: mean 0.5
+    assert first == pytest.approx(1 / (1 + np.exp(-4.0)), abs=1e-4)
+    assert mixed == pytest.approx(0.5, abs=1e-4)
+    det.reset()
+    assert det.detect(black).score == pytest.approx(1 / (1 + np.exp(4.0)), abs=1e-4)
+
+
+def test_band_count_is_resampled_and_frame_only_models_work(tmp_path):
+    det8 = TFLiteDetector(write_model(tmp_path / "b8.tflite", nbands=8))
+    res = det8.detect(gradient_frame())
+    assert res.bands.shape == (NBANDS,)
+    assert np.all(res.bands[0::2] == res.bands[1::2])  # each model band covers two picture bands
+    det1 = TFLiteDetector(write_model(tmp_path / "f.tflite", with_bands=False))
+    res1 = det1.detect(gradient_frame())
+    assert np.all(res1.bands == np.float32(res1.score))
+
+
+def test_missing_corrupt_truncated_models_are_one_line_errors(tmp_path):
+    with pytest.raises(ModelError, match="model file not found"):
+        TFLiteDetector(tmp_path / "nope.tflite")
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"this is not a model at all" * 10)
+    with pytest.raises(ModelError, match="not a TFLite model"):
+        TFLiteDetector(junk)
+    good = build_model()
+    trunc = tmp_path / "trunc.tflite"
+    trunc.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ModelError, match="cannot load model") as ei:
+        TFLiteDetector(trunc)
+    assert "\n" not in str(ei.value)
+
+
+def test_wrong_input_shape_is_a_model_error(tmp_path):
+    # A real model whose input is 3-D: reuse the builder, then rewrite the
+    # input shape (the reshape still fits, so the interpreter accepts it).
+    from ai_edge_litert import schema_py_generated as S
+    import flatbuffers
+
+    m = S.ModelT.InitFromPackedBuf(build_model(), 0)
+    m.subgraphs[0].tensors[m.subgraphs[0].inputs[0]].shape = [1, 32, 24]
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    p = tmp_path / "3d.tflite"
+    p.write_bytes(bytes(b.Output()))
+    assert load_model(p).runtime == "ai_edge_litert"  # the runtime itself is fine with it
+    with pytest.raises(ModelError, match=r"must be \[1, H, W, C\]"):
+        TFLiteDetector(p)
+
+
+def test_edgetpu_absent_gives_a_clear_line(tmp_path):
+    path = write_model(tmp_path / "m.tflite")
+    with pytest.raises(ModelError, match="Edge TPU requested .* libedgetpu.so.1 not found") as ei:
+        TFLiteDetector(path, delegate="edgetpu")
+    assert "\n" not in str(ei.value)
+
+
+def test_probe_reports_a_library_that_is_not_a_delegate():
+    libc = "libc.so.6"
+    reason = probe_delegate("ai_edge_litert.interpreter", libc)
+    assert reason is not None and "failed to load as a delegate" in reason
+
+
+def test_probe_survives_a_delegate_that_segfaults(tmp_path):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build a crashing delegate")
+    src = tmp_path / "crash.c"
+    src.write_text("void *tflite_plugin_create_delegate(void) { return *(void * volatile *)0; }\n"
+                   "void tflite_plugin_destroy_delegate(void *d) { (void)d; }\n")
+    lib = tmp_path / "libcrash.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    reason = probe_delegate("ai_edge_litert.interpreter", str(lib))
+    assert reason is not None and "crashed the process (signal 11)" in reason
+
+
+def test_factory_auto_picks_tflite_when_the_model_loads(tmp_path, caplog):
+    write_model(tmp_path / "models_ok.tflite")
+    caplog.set_level(logging.INFO, logger="rtclean")
+    det = make_detector(DetectConfig(detector="auto", model="models_ok.tflite"), tmp_path)
+    assert isinstance(det, TFLiteDetector) and det.runtime == "ai_edge_litert"
+    assert any("auto: model loaded" in r.getMessage() for r in caplog.records)
+
+
+def test_factory_auto_falls_back_to_classical(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="rtclean")
+    det = make_detector(DetectConfig(detector="auto", model="missing.tflite"), tmp_path)
+    assert isinstance(det, ClassicalDetector)
+    assert any("auto: no model" in r.getMessage() for r in caplog.records)
+    (tmp_path / "bad.tflite").write_bytes(b"garbage!" * 4)
+    det = make_detector(DetectConfig(detector="auto", model=str(tmp_path / "bad.tflite")), Path("/"))
+    assert isinstance(det, ClassicalDetector)
+    assert any("not usable" in r.getMessage() for r in caplog.records)
+
+
+def test_factory_explicit_choices(tmp_path):
+    assert isinstance(make_detector(DetectConfig(detector="classical"), tmp_path), ClassicalDetector)
+    with pytest.raises(ModelError, match="model file not found"):
+        make_detector(DetectConfig(detector="tflite", model="missing.tflite"), tmp_path)
