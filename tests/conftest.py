@@ -16,7 +16,25 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CLIPS = Path(os.environ.get("RTCLEAN_CLIPS", ROOT.parent / "shared" / "data" / "clips"))
+
+
+def _find_clips() -> Path:
+    """$RTCLEAN_CLIPS, else shared/data/clips beside the checkout, else the
+    workspace's copy (a CI clone may live elsewhere)."""
+    if os.environ.get("RTCLEAN_CLIPS"):
+        return Path(os.environ["RTCLEAN_CLIPS"])
+    for cand in (ROOT.parent / "shared" / "data" / "clips", Path("/work/shared/data/clips")):
+        if cand.is_dir():
+            return cand
+    return ROOT.parent / "shared" / "data" / "clips"
+
+
+CLIPS = _find_clips()
+# The real footage (see its MANIFEST.md): none of it has analog breakup.
+CLIP_NAMES = ["bag_handheld_480x360.avi", "bikes_cuts_640x272.mp4", "box_handheld_640x480.mp4",
+              "carphone_176x144.mp4", "carphone_compressed_176x144.mp4", "cup_handheld_640x480.mp4",
+              "foliage_pan_720x480.mkv", "gopro_walk_848x480.mp4", "tennis_fastpan_854x480.mkv",
+              "vtest_static_768x576.avi", "walk_pan_720x480.mkv"]
 
 
 def pytest_configure(config):

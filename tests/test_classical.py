@@ -14,11 +14,8 @@ import pytest
 from rtclean.detect.classical import NBANDS, ClassicalDetector
 from rtclean.detect.nosignal import NoSignalCheck
 from rtclean.sim.feed import degrade, render_clip
+from tests.conftest import CLIP_NAMES
 
-CLIPS = ["bag_handheld_480x360.avi", "bikes_cuts_640x272.mp4", "box_handheld_640x480.mp4",
-         "carphone_176x144.mp4", "carphone_compressed_176x144.mp4", "cup_handheld_640x480.mp4",
-         "foliage_pan_720x480.mkv", "gopro_walk_848x480.mp4", "tennis_fastpan_854x480.mkv",
-         "vtest_static_768x576.avi", "walk_pan_720x480.mkv"]
 # kinds the classical detector itself must catch (blue/black/frozen are the
 # no-signal check's; tearing is a known gap, reported, see classical.py)
 DETECTED_KINDS = ("sparklies", "snow", "colour_loss", "roll", "static")
@@ -34,7 +31,7 @@ def frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize("name", CLIPS)
+@pytest.mark.parametrize("name", CLIP_NAMES)
 def test_no_false_positives_on_real_clips(clips_dir, name):
     det = ClassicalDetector()
     scores = []

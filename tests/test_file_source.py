@@ -8,15 +8,12 @@ import pytest
 
 from rtclean.errors import SourceError
 from rtclean.sources.file import FileSource
+from tests.conftest import CLIP_NAMES
 from tests.helpers import ffprobe
 
-CLIPS = ["bag_handheld_480x360.avi", "bikes_cuts_640x272.mp4", "box_handheld_640x480.mp4",
-         "carphone_176x144.mp4", "carphone_compressed_176x144.mp4", "cup_handheld_640x480.mp4",
-         "foliage_pan_720x480.mkv", "gopro_walk_848x480.mp4", "tennis_fastpan_854x480.mkv",
-         "vtest_static_768x576.avi", "walk_pan_720x480.mkv"]
 
 
-@pytest.mark.parametrize("name", CLIPS)
+@pytest.mark.parametrize("name", CLIP_NAMES)
 def test_every_clip_decodes_completely(clips_dir, name):
     src = FileSource(clips_dir / name)
     src.open()

@@ -152,3 +152,5 @@ def test_bench_json_format(rtclean_cmd):
         s = b["stages"][stage]
         assert 0 < s["median_ms"] <= s["p99_ms"]
     assert 0 < b["live_latency"]["median_ms"] <= b["live_latency"]["p99_ms"]
+    for section in (b["live"], b["demo"]):
+        assert section["frames_in"] > 0 and set(section["drops"]) == {"input", "live", "raw", "clean"}
