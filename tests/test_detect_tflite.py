@@ -166,3 +166,18 @@ def test_factory_explicit_choices(tmp_path):
     assert isinstance(make_detector(DetectConfig(detector="classical"), tmp_path), ClassicalDetector)
     with pytest.raises(ModelError, match="model file not found"):
         make_detector(DetectConfig(detector="tflite", model="missing.tflite"), tmp_path)
+
+
+def test_relative_model_found_in_working_directory(tmp_path, monkeypatch):
+    """The service runs in /opt/rtclean with models/ there, not beside the package."""
+    from rtclean.config import DetectConfig
+    from rtclean.detect import make_detector, model_path
+
+    (tmp_path / "models").mkdir()
+    write_model(tmp_path / "models" / "m.tflite")
+    monkeypatch.chdir(tmp_path)
+    cfg = DetectConfig(model="models/m.tflite")
+    elsewhere = tmp_path / "pkgroot"
+    assert model_path(cfg, elsewhere) == tmp_path / "models" / "m.tflite"
+    assert make_detector(cfg, elsewhere).name != "classical"
+    assert model_path(DetectConfig(model="models/none.tflite"), elsewhere) == elsewhere / "models/none.tflite"

@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -18,7 +19,9 @@ import numpy as np
 import pytest
 
 from rtclean import config
+from rtclean.errors import SourceError
 from rtclean.pipeline import LivePipeline
+from rtclean.sources.base import Source
 from rtclean.sources.file import FileSource
 from tests.helpers import count_frames, ffprobe, read_jsonl
 
@@ -216,3 +219,69 @@ def test_missing_device_one_clear_line(rtclean_cmd, argv, needle):
     assert r.returncode != 0
     err = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(err) == 1 and needle in err[0] and err[0].startswith("rtclean: "), r.stderr
+
+
+class ScriptedSource(Source):
+    """A live source that follows a script: deliver frames, stall, or fail
+    once (a capture card unplugged and plugged back). The pipeline around it
+    is what is under test."""
+
+    name = "scripted"
+    live = True
+
+    def __init__(self, n: int, stall_at: int | None = None, stall_s: float = 0.0,
+                 fail_at: int | None = None) -> None:
+        super().__init__()
+        self.fps, self.size = 25.0, (160, 120)
+        self.n, self.stall_at, self.stall_s, self.fail_at = n, stall_at, stall_s, fail_at
+        self.i = 0
+        self.opens = 0
+        self.failed = False
+
+    def open(self) -> None:
+        self.opens += 1
+
+    def read(self):
+        if self.i >= self.n:
+            return None
+        if self.i == self.fail_at and not self.failed:
+            self.failed = True
+            raise SourceError("scripted: read failed (card unplugged?)")
+        if self.i == self.stall_at:
+            time.sleep(self.stall_s)
+        time.sleep(0.04)
+        ramp = (np.arange(160) + 3 * self.i) % 255
+        img = np.repeat(np.repeat(ramp.astype(np.uint8)[None, :, None], 120, axis=0), 3, axis=2)
+        self.i += 1
+        return img, self.i / 25.0
+
+
+def _quiet_cfg(tmp_path):
+    cfg = config.Config()
+    cfg.record.dir = str(tmp_path / "rec")
+    cfg.live.enabled = False
+    cfg.source.stall_s = 0.5
+    return cfg
+
+
+def test_stalled_source_reports_no_signal_then_recovers(tmp_path):
+    src = ScriptedSource(60, stall_at=20, stall_s=1.5)
+    pipe = LivePipeline(_quiet_cfg(tmp_path), src)
+    states = []
+    t = threading.Thread(target=lambda: [states.append(pipe.state) or time.sleep(0.05) for _ in range(100)],
+                         daemon=True)
+    t.start()
+    status = pipe.run()
+    assert "no_signal" in states
+    i = states.index("no_signal")
+    assert "running" in states[:i] and "running" in states[i:]
+    assert status["frames"]["out"] == 60
+
+
+def test_source_failure_reconnects_and_keeps_recording(tmp_path):
+    src = ScriptedSource(50, fail_at=25)
+    status = LivePipeline(_quiet_cfg(tmp_path), src).run()
+    assert src.opens == 2 and status["reconnects"] == 1
+    assert status["frames"]["in"] == status["frames"]["out"] == 50
+    total = sum(count_frames(p) for p in segments(tmp_path / "rec", "clean"))
+    assert total == 50

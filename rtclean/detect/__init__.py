@@ -21,9 +21,17 @@ log = logging.getLogger(__name__)
 
 
 def model_path(cfg: DetectConfig, root: Path) -> Path:
-    """``detect.model`` as an absolute path (relative ones are under ``root``)."""
+    """``detect.model`` as an absolute path. A relative one is looked up under
+    ``root`` (the source checkout) and then the working directory (the
+    service runs in /opt/rtclean, where install.sh puts models/); the first
+    that exists wins, else the one under ``root`` is reported."""
     p = Path(cfg.model).expanduser()
-    return p if p.is_absolute() else Path(root) / p
+    if p.is_absolute():
+        return p
+    for base in (Path(root), Path.cwd()):
+        if (base / p).is_file():
+            return base / p
+    return Path(root) / p
 
 
 def make_detector(cfg: DetectConfig, root: Path) -> Detector:

@@ -38,6 +38,22 @@ def _frames(src: FileSource):
         index += 1
 
 
+def _row(p: Processed) -> dict:
+    """One frame of a report (DESIGN.md format)."""
+    return {"index": p.frame.index, "t": round(p.frame.pts, 6),
+            "score": round(float(min(max(p.result.score, 0.0), 1.0)), 5),
+            "breakup": bool(p.decision.breakup)}
+
+
+def _finish(report: dict, src: FileSource, path: str | Path | None) -> dict:
+    if src.truncated:
+        report["truncated"] = True
+        report["truncation"] = src.truncation
+    if path is not None:
+        _write_json(path, report)
+    return report
+
+
 def _write_json(path: str | Path, data: dict) -> None:
     path = Path(path)
     try:
@@ -56,20 +72,12 @@ def detect_file(cfg: Config, path: str | Path, json_out: str | Path | None) -> d
         proc = FrameProcessor(cfg, src.fps)
         frames = []
         for frame in _frames(src):
-            p = proc.process(frame)
-            frames.append({"index": frame.index, "t": round(frame.pts, 6),
-                           "score": round(float(min(max(p.result.score, 0.0), 1.0)), 5),
-                           "breakup": bool(p.decision.breakup)})
+            frames.append(_row(proc.process(frame)))
     finally:
         src.close()
     report = {"fps": float(src.fps), "width": src.size[0], "height": src.size[1],
               "detector": describe_detector(proc.detector), "frames": frames}
-    if src.truncated:
-        report["truncated"] = True
-        report["truncation"] = src.truncation
-    if json_out is not None:
-        _write_json(json_out, report)
-    return report
+    return _finish(report, src, json_out)
 
 
 def clean_file(cfg: Config, path: str | Path, out: str | Path, *, live: bool = False,
@@ -106,9 +114,7 @@ def clean_file(cfg: Config, path: str | Path, out: str | Path, *, live: bool = F
             for p in done:
                 writer.write(p.clean)
                 replaced += p.action != "pass"
-                rows.append({"index": p.frame.index, "t": round(p.frame.pts, 6),
-                             "score": round(float(min(max(p.result.score, 0.0), 1.0)), 5),
-                             "breakup": bool(p.decision.breakup), "action": p.action})
+                rows.append({**_row(p), "action": p.action})
 
         try:
             for frame in _frames(src):
@@ -125,9 +131,4 @@ def clean_file(cfg: Config, path: str | Path, out: str | Path, *, live: bool = F
               "fps": float(src.fps), "width": src.size[0], "height": src.size[1],
               "detector": describe_detector(proc.detector), "mode": "live" if live else "lookahead",
               "frames": rows, "replaced": replaced, "seconds": round(seconds, 3)}
-    if src.truncated:
-        report["truncated"] = True
-        report["truncation"] = src.truncation
-    if report_path is not None:
-        _write_json(report_path, report)
-    return report
+    return _finish(report, src, report_path)
