@@ -58,7 +58,14 @@ make_venv() {  # make_venv DIR [venv options...]
     local dir="$1"; shift
     local py; py="$(pick_python)"
     if [ ! -x "$dir/bin/python" ]; then
-        "$py" -m venv "$@" "$dir" || die "cannot create a venv with $py (on Debian: apt install python3-venv)"
+        if ! "$py" -m venv "$@" "$dir" 2>/dev/null; then
+            # Debian splits venv/ensurepip into python3-venv: fetch it and retry.
+            rm -rf "$dir"
+            if command -v apt-get >/dev/null 2>&1; then
+                apt_install python3-venv
+            fi
+            "$py" -m venv "$@" "$dir" || die "cannot create a venv with $py (on Debian: apt install python3-venv)"
+        fi
     fi
     "$dir/bin/python" -m pip install -q --upgrade pip
 }
