@@ -20,6 +20,7 @@ replaces-and-sets a per-stream asyncio.Event: waiting clients sleep, no polling.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import math
@@ -68,6 +69,10 @@ def _listen_error(host: str, port: int, e: OSError) -> RtcleanError:
         reason = f"unknown host ({e.strerror})"
     elif e.errno is not None and e.errno > 0:
         reason = os.strerror(e.errno).lower()
+    elif "could not bind on any address" in str(e):
+        # Python 3.13's asyncio drops EADDRNOTAVAIL (host not an address of
+        # this machine) and raises this errno-less message instead.
+        reason = os.strerror(errno.EADDRNOTAVAIL).lower()
     else:
         reason = str(e)
     return RtcleanError(f"live view: cannot listen on {host}:{port}: {reason}")
