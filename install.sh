@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # rtclean installer.
 #
-#   ./install.sh --dev [--system-deps]   local .venv in this checkout with the test
+#   ./install.sh --dev [--system-deps] [--train]
+#                                        local .venv in this checkout with the test
 #                                        dependencies (nothing outside the checkout);
 #                                        --system-deps also apt-installs ffmpeg and
-#                                        chromium, which the tests use.
+#                                        chromium, which the tests use; --train adds
+#                                        TensorFlow for `rtclean train` (~2 GB).
 #   sudo ./install.sh                    ground-station install: venv in /opt/rtclean,
 #                                        config in /etc/rtclean, recordings in
 #                                        /var/lib/rtclean, systemd unit enabled.
@@ -16,12 +18,14 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 mode=system
 root=""
 system_deps=0
+extras=test
 while [ $# -gt 0 ]; do
     case "$1" in
         --dev) mode=dev ;;
         --system-deps) system_deps=1 ;;
+        --train) extras=test,train ;;
         --root) root="${2:?--root needs a directory}"; shift ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -75,7 +79,7 @@ if [ "$mode" = dev ]; then
         apt_install python3-venv ffmpeg chromium
     fi
     make_venv "$here/.venv"
-    "$here/.venv/bin/python" -m pip install -q -e "$here[test]"
+    "$here/.venv/bin/python" -m pip install -q -e "$here[$extras]"
     say "ready: $here/.venv/bin/rtclean ($("$here/.venv/bin/rtclean" --version))"
     exit 0
 fi

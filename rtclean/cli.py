@@ -167,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--frames", type=int, default=300, help="frames per stage measurement")
     b.add_argument("--live-seconds", type=float, default=8.0, help="duration of the live-path run")
     b.set_defaults(func=cmd_bench)
+
+    # Dataset, training and evaluation tools register their own sub-commands
+    # (their heavy imports, TensorFlow included, happen only when run).
+    from rtclean.train import dataset_cli, train_cli
+
+    dataset_cli.register(sub, common)
+    train_cli.register(sub, common)
     return p
 
 

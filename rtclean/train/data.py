@@ -1,0 +1,159 @@
+"""Labelled frame folders -> arrays for training and evaluation.
+
+A dataset folder holds two class folders (any names: ``breakup``/``clean``,
+``ko``/``ok``, ...) of images, optionally ``.prev/NAME`` (the frame before
+NAME, the model's second input; the frame itself when absent, as the
+detector does on the first frame) and ``labels.jsonl`` (per-frame ground
+truth from ``dataset synth``: band maps, kind, CNR). Class names are sorted;
+the positive class is ``breakup`` when present, else the second name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from rtclean.detect.tflite import preprocess
+from rtclean.errors import RtcleanError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+N_BANDS = 16
+PREPROCESS_VERSION = 1  # rtclean/detect/tflite.py model contract version 1
+
+
+class DatasetError(RtcleanError):
+    """A dataset folder that cannot be used."""
+
+
+@dataclass(slots=True)
+class Sample:
+    path: Path
+    prev: Path | None
+    label: int  # 1 = positive class
+    record: dict | None = None  # labels.jsonl entry, when there is one
+    group: str = ""  # what must not straddle the train/validation split (the clip)
+
+
+@dataclass(slots=True)
+class Dataset:
+    classes: tuple[str, str]  # (negative, positive)
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([s.label for s in self.samples], np.int32)
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+
+
+def class_names(root: Path) -> list[str]:
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such dataset folder")
+    names = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and _images(d))
+    if len(names) != 2:
+        found = ", ".join(names) if names else "none"
+        raise DatasetError(f"{root}: expected two class folders with images (e.g. breakup/ and clean/), "
+                           f"found {len(names)} ({found})")
+    return names
+
+
+def positive_index(names: list[str]) -> int:
+    return names.index("breakup") if "breakup" in names else 1
+
+
+def _labels(root: Path) -> dict[str, dict]:
+    path = root / "labels.jsonl"
+    if not path.is_file():
+        return {}
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                out[Path(rec["file"]).name] = rec
+            except (ValueError, KeyError, TypeError):
+                raise DatasetError(f"{path}:{n}: not a label record") from None
+    return out
+
+
+def load_index(dirs: list[str]) -> Dataset:
+    """Every labelled image of the dataset folders (nothing decoded yet)."""
+    if not dirs:
+        raise DatasetError("no dataset folders given")
+    classes: tuple[str, str] | None = None
+    samples: list[Sample] = []
+    for d in map(Path, dirs):
+        names = class_names(d)
+        pos = positive_index(names)
+        here = (names[1 - pos], names[pos])
+        if classes is None:
+            classes = here
+        elif here != classes:
+            raise DatasetError(f"{d}: class folders {list(here)} differ from the first folder's {list(classes)}")
+        records = _labels(d)
+        for idx, name in enumerate(names):
+            for img in _images(d / name):
+                prev = d / ".prev" / img.name
+                rec = records.get(img.name)
+                group = f"{d}:{rec['clip']}" if rec and rec.get("clip") else f"{d}:{img.stem}"
+                samples.append(Sample(img, prev if prev.is_file() else None, int(idx == pos), rec, group))
+    return Dataset(classes, samples)
+
+
+def read_image(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DatasetError(f"{path}: not a readable image")
+    return img
+
+
+def load_pair(s: Sample) -> tuple[np.ndarray, np.ndarray]:
+    cur = read_image(s.path)
+    prev = read_image(s.prev) if s.prev is not None else cur
+    return cur, prev
+
+
+def to_input(cur: np.ndarray, prev: np.ndarray, h: int, w: int, channels: int = 2) -> np.ndarray:
+    """The model input for one frame pair, exactly as TFLiteDetector builds it."""
+    planes = [preprocess(cur, h, w)]
+    if channels == 2:
+        planes.append(preprocess(prev, h, w))
+    return np.stack(planes, -1)
+
+
+def band_targets(s: Sample) -> tuple[np.ndarray, float]:
+    """(16 per-band targets, weight): a band is damaged when any of its lines
+    is (exact simulator labels); weight 0 without a band map. A clean frame
+    of a labelled set has all bands clean."""
+    if s.record is None or "bands" not in s.record:
+        return np.zeros(N_BANDS, np.float32), 0.0
+    bands = np.asarray(s.record["bands"], np.float32)
+    if bands.size != N_BANDS:
+        return np.zeros(N_BANDS, np.float32), 0.0
+    return (bands > 0).astype(np.float32) * float(s.label), 1.0
+
+
+def load_arrays(ds: Dataset, h: int, w: int, channels: int = 2) -> dict[str, np.ndarray]:
+    """Decode and preprocess every sample: x [N, H, W, C] float32 in [0, 1],
+    y [N], bands [N, 16], band_weight [N]."""
+    n = len(ds.samples)
+    if n == 0:
+        raise DatasetError("the dataset has no images")
+    x = np.empty((n, h, w, channels), np.float32)
+    bands = np.zeros((n, N_BANDS), np.float32)
+    bw = np.zeros(n, np.float32)
+    for i, s in enumerate(ds.samples):
+        x[i] = to_input(*load_pair(s), h, w, channels)
+        bands[i], bw[i] = band_targets(s)
+    return {"x": x, "y": ds.labels.astype(np.float32), "bands": bands, "band_weight": bw}

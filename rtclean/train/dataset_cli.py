@@ -1,0 +1,135 @@
+"""The `rtclean dataset` command group: sample, label, synth.
+
+Heavy imports (PyAV, OpenCV, aiohttp, the simulator) happen only when a
+sub-command runs, so `rtclean --help` and the live service stay light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+EXIT_TRUNCATED = 3  # as `rtclean detect/clean`: processed, but an input was cut short
+
+
+def _logging(args: argparse.Namespace, default: str = "warning") -> None:
+    """Batch commands say only what went wrong unless asked (-v), as detect/clean do."""
+    from rtclean.cli import _setup_logging
+
+    _setup_logging("debug" if args.verbose else "warning" if args.quiet else default)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from rtclean.train.dataset import sample_videos
+
+    _logging(args)
+
+    def on_video(v) -> None:
+        # One line per problem, as it happens; the good videos go on.
+        if v.error:
+            print(f"rtclean: {v.error}", file=sys.stderr, flush=True)
+        elif v.warning:
+            print(f"rtclean: warning: {v.warning}; sampled the {v.frames} frames that decoded",
+                  file=sys.stderr, flush=True)
+
+    report = sample_videos(args.videos, args.out, every=args.every, count=args.count,
+                           classes=args.classes, on_video=on_video)
+    print(report.summary())
+    if report.written and not report.failed:
+        print(f"next: rtclean dataset label {args.out}")
+    if report.failed:
+        return 1
+    return EXIT_TRUNCATED if report.truncated else 0
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    from rtclean.train.label_server import serve
+
+    _logging(args, "info")  # one line per decision: a record of the session
+    try:
+        asyncio.run(serve(args.dir, args.host, args.port, announce=lambda s: print(s, flush=True)))
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        pass
+    print("stopped", flush=True)
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from rtclean.train.synth import synth_dataset
+
+    _logging(args)
+    result = synth_dataset(clips=args.clips, out=args.out, frames=args.frames, seed=args.seed,
+                           standard=args.standard, breakup=args.breakup, sim=args.sim)
+    print(result["summary"])
+    return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: must be 1 or more")
+    return n
+
+
+def _share(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number from 0 to 1") from None
+    if not 0.0 <= x <= 1.0:
+        raise argparse.ArgumentTypeError(f"{x}: must be from 0 to 1")
+    return x
+
+
+def _port(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a port number") from None
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"{n}: ports are 0-65535 (0: any free port)")
+    return n
+
+
+def register(sub, common) -> None:
+    """Add this module's sub-commands to the `rtclean` parser."""
+    ds = sub.add_parser("dataset", help="make labelled frame datasets (sample, label, synth)",
+                        description="Frame datasets for training a two-class frame filter "
+                        "(breakup/clean, or any classes of your own).")
+    dsub = ds.add_subparsers(dest="dataset_command", required=True, metavar="{sample,label,synth}")
+
+    s = dsub.add_parser("sample", help="extract frames from videos into a folder to label")
+    common(s)
+    s.add_argument("videos", nargs="+", metavar="VIDEO", help="video files (or folders of them)")
+    s.add_argument("--out", required=True, metavar="DIR", help="dataset folder (created if missing)")
+    how = s.add_mutually_exclusive_group()
+    how.add_argument("--every", type=_positive, metavar="N", help="every N-th frame (default 10)")
+    how.add_argument("--count", type=_positive, metavar="N", help="N frames spread evenly over each video")
+    s.add_argument("--classes", default="breakup,clean", metavar="A,B",
+                   help="class folders to create (default breakup,clean)")
+    s.set_defaults(func=cmd_sample)
+
+    lab = dsub.add_parser("label", help="sort a folder's frames into its class folders in the browser")
+    common(lab)
+    lab.add_argument("dir", metavar="DIR", help="dataset folder (frames + class folders)")
+    lab.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    lab.add_argument("--port", type=_port, default=8090, help="port (default 8090; 0: any free port)")
+    lab.set_defaults(func=cmd_label)
+
+    sy = dsub.add_parser("synth", help="labelled frames made by the analog simulator from real clips")
+    common(sy)
+    sy.add_argument("--clips", nargs="+", required=True, metavar="PATH",
+                    help="video files or folders of videos (the content)")
+    sy.add_argument("--out", required=True, metavar="DIR", help="dataset folder")
+    sy.add_argument("--frames", type=_positive, default=200, metavar="N", help="frames per clip (default 200)")
+    sy.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    sy.add_argument("--standard", choices=("pal", "ntsc"), default="pal", help="video standard (default pal)")
+    sy.add_argument("--breakup", type=_share, default=0.5, metavar="F",
+                    help="share of degraded frames (default 0.5)")
+    sy.add_argument("--sim", choices=("analog", "image"), default="analog",
+                    help="simulator: the analog channel or the image-domain one (default analog)")
+    sy.set_defaults(func=cmd_synth)

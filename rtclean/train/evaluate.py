@@ -1,0 +1,334 @@
+"""``rtclean eval detect``: detectors side by side on labelled frames.
+
+Metrics are plain numpy (no sklearn at run time); the report is JSON plus
+an HTML page with inline SVG plots (rtclean/train/report.py).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rtclean.errors import RtcleanError
+
+log = logging.getLogger(__name__)
+
+
+def confusion(y: np.ndarray, pred: np.ndarray) -> dict[str, int]:
+    y = np.asarray(y, bool)
+    pred = np.asarray(pred, bool)
+    return {"tp": int((y & pred).sum()), "fp": int((~y & pred).sum()),
+            "tn": int((~y & ~pred).sum()), "fn": int((y & ~pred).sum())}
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return a / b if b else None
+
+
+def summary(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """Precision, recall, F1, FPR (None where undefined), confusion matrix
+    and ROC AUC of ``scores`` against ``y`` at ``threshold`` (score >= t is
+    positive, as the pipeline decides)."""
+    y = np.asarray(y, bool)
+    scores = np.asarray(scores, np.float64)
+    c = confusion(y, scores >= threshold)
+    precision = _ratio(c["tp"], c["tp"] + c["fp"])
+    recall = _ratio(c["tp"], c["tp"] + c["fn"])
+    f1 = (2 * precision * recall / (precision + recall)) if precision and recall else (
+        0.0 if precision is not None and recall is not None else None)
+    return {"n": int(y.size), "positives": int(y.sum()), "negatives": int((~y).sum()), "threshold": threshold,
+            "precision": precision, "recall": recall, "f1": f1, "fpr": _ratio(c["fp"], c["fp"] + c["tn"]),
+            "confusion": c, "roc_auc": roc_auc(y, scores)}
+
+
+def roc_auc(y: np.ndarray, scores: np.ndarray) -> float | None:
+    """Probability that a random positive outscores a random negative (ties
+    count half): the Mann-Whitney U statistic with average ranks."""
+    y = np.asarray(y, bool)
+    s = np.asarray(scores, np.float64)
+    npos, nneg = int(y.sum()), int((~y).sum())
+    if npos == 0 or nneg == 0:
+        return None
+    order = np.argsort(s, kind="mergesort")
+    sorted_s = s[order]
+    ranks = np.empty(len(s), np.float64)
+    # average rank over each run of tied scores
+    starts = np.r_[0, np.nonzero(np.diff(sorted_s))[0] + 1]
+    ends = np.r_[starts[1:], len(s)]
+    avg = (starts + ends - 1) / 2.0 + 1.0
+    ranks[order] = np.repeat(avg, ends - starts)
+    u = ranks[y].sum() - npos * (npos + 1) / 2.0
+    return float(u / (npos * nneg))
+
+
+def roc_curve(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, tpr, thresholds), thresholds falling; starts at (0, 0)."""
+    y = np.asarray(y, bool)
+    s = np.asarray(scores, np.float64)
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]  # last index of each distinct score
+    tp = np.cumsum(y)[last]
+    fp = np.cumsum(~y)[last]
+    npos, nneg = max(int(y.sum()), 1), max(int((~y).sum()), 1)
+    return np.r_[0.0, fp / nneg], np.r_[0.0, tp / npos], np.r_[np.inf, s[last]]
+
+
+def pick_threshold(y: np.ndarray, scores: np.ndarray, max_fpr: float = 0.005,
+                   lo: float = 0.05, hi: float = 0.95) -> float:
+    """The lowest threshold (most recall) whose false-positive rate on
+    ``y``/``scores`` stays at or under ``max_fpr``, within [lo, hi]; 0.5
+    when there are no negatives to measure it on."""
+    y = np.asarray(y, bool)
+    neg = np.sort(np.asarray(scores, np.float64)[~y])[::-1]
+    if neg.size == 0:
+        return 0.5
+    allowed = int(np.floor(max_fpr * neg.size))  # negatives that may score at or above t
+    # just above the (allowed+1)-th highest negative score
+    t = float(np.nextafter(neg[allowed], 1.0)) if allowed < neg.size else lo
+    return float(np.clip(t, lo, hi))
+
+
+# --------------------------------------------------------------------------- evaluation runs
+#
+# Every detector sees exactly the same frames in the same run. Labelled
+# folders are frame pairs: each detector is reset, shown the previous frame,
+# then scored on the frame (the classical detector's running levels then
+# come from one frame only: it is built for streams, which the simulated
+# clips give it). Simulated clips and untouched clips are streams: frames go
+# through every detector in order, as on the live path.
+
+CNR_BINS_DB = (-np.inf, 6.0, 9.0, 12.0, 15.0, np.inf)
+MARGIN_BINS = (-np.inf, -1.5, -1.0, -0.5, 0.0, 0.5, np.inf)  # image simulator link margin
+HIST_BINS = 20
+ROC_POINTS = 200
+
+
+@dataclass(slots=True)
+class Scores:
+    """Per-frame ground truth and scores of every detector for one set."""
+
+    y: list[bool] = field(default_factory=list)
+    kind: list[str | None] = field(default_factory=list)
+    cnr_db: list[float | None] = field(default_factory=list)
+    margin: list[float | None] = field(default_factory=list)
+    scores: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, y: bool, kind: str | None, cnr_db, margin, scores: dict[str, float]) -> None:
+        self.y.append(bool(y))
+        self.kind.append(kind if y else None)
+        self.cnr_db.append(cnr_db)
+        self.margin.append(margin)
+        for name, s in scores.items():
+            self.scores.setdefault(name, []).append(float(s))
+
+    def extend(self, other: "Scores") -> None:
+        self.y += other.y
+        self.kind += other.kind
+        self.cnr_db += other.cnr_db
+        self.margin += other.margin
+        for name, s in other.scores.items():
+            self.scores.setdefault(name, []).extend(s)
+
+
+@dataclass(slots=True)
+class EvalDetector:
+    name: str
+    detector: object  # rtclean.detect.base.Detector
+    threshold: float
+    source: str  # model path or "classical"
+    times_ms: list[float] = field(default_factory=list)
+
+    def score(self, image: np.ndarray) -> float:
+        t0 = time.perf_counter()
+        s = self.detector.detect(image).score
+        self.times_ms.append((time.perf_counter() - t0) * 1000.0)
+        return float(s)
+
+
+def make_detectors(model: str | None) -> list[EvalDetector]:
+    from rtclean.config import Config
+    from rtclean.detect.classical import ClassicalDetector
+
+    out = []
+    if model:
+        from rtclean.detect.tflite import TFLiteDetector
+
+        threshold = 0.5
+        card = Path(model).with_suffix(".json")
+        if card.is_file():
+            try:
+                threshold = float(json.loads(card.read_text(encoding="utf-8")).get("threshold", 0.5))
+            except (ValueError, TypeError, AttributeError):
+                log.warning("%s: unreadable model sidecar, using threshold 0.5", card)
+        out.append(EvalDetector("tflite", TFLiteDetector(model, num_threads=1), threshold, str(model)))
+    out.append(EvalDetector("classical", ClassicalDetector(), float(Config().detect.threshold), "classical"))
+    return out
+
+
+def score_folders(dirs: list[str], dets: list[EvalDetector]) -> Scores:
+    from rtclean.train import data
+
+    ds = data.load_index(dirs)
+    sc = Scores()
+    for s in ds.samples:
+        cur, prev = data.load_pair(s)
+        row = {}
+        for d in dets:
+            d.detector.reset()
+            d.detector.detect(prev)
+            row[d.name] = d.score(cur)
+        rec = s.record or {}
+        sc.add(bool(s.label), rec.get("kind") or (ds.classes[1] if s.label else None), rec.get("cnr_db"),
+               rec.get("link_margin"), row)
+    return sc
+
+
+def score_sim_clips(clips: list[Path], frames: int, seed: int, dets: list[EvalDetector],
+                    standard: str = "pal", breakup: float = 0.5, sim: str = "image") -> tuple[Scores, dict]:
+    from rtclean.train.synth import SimSettings, frame_class, link_figures, read_frames, simulate
+
+    settings = SimSettings(standard, breakup, sim)
+    sc = Scores()
+    skipped = {"ambiguous": 0, "frozen": 0}
+    for ci, clip in enumerate(clips):
+        for d in dets:
+            d.detector.reset()
+        for sf in simulate(read_frames(clip, frames, loop=True), seed * 1000 + ci, settings):
+            row = {d.name: d.score(sf.image) for d in dets}  # every frame: detectors keep their context
+            cls = frame_class(sf.label.kind, sf.label.damaged_lines)
+            if cls is None:
+                skipped["frozen" if sf.label.kind == "frozen" else "ambiguous"] += 1
+                continue
+            fig = link_figures(sf)
+            sc.add(cls == "breakup", sf.label.kind, fig["cnr_db"], fig["link_margin"], row)
+    return sc, skipped
+
+
+def score_untouched(clips: list[Path], dets: list[EvalDetector]) -> dict:
+    from rtclean.train.synth import read_frames
+
+    per_clip = []
+    for clip in clips:
+        for d in dets:
+            d.detector.reset()
+        n = 0
+        fp = {d.name: 0 for d in dets}
+        for image in read_frames(clip):
+            n += 1
+            for d in dets:
+                fp[d.name] += d.score(image) >= d.threshold
+        per_clip.append({"clip": clip.name, "frames": n, "false_positives": fp})
+    total = sum(c["frames"] for c in per_clip)
+    totals = {d.name: sum(c["false_positives"][d.name] for c in per_clip) for d in dets}
+    return {"clips": per_clip, "frames": total, "false_positives": totals,
+            "fp_rate": {k: (v / total if total else None) for k, v in totals.items()}}
+
+
+def _bins(values: list, edges) -> np.ndarray:
+    v = np.array([np.nan if x is None else x for x in values], np.float64)
+    idx = np.digitize(v, edges[1:-1])
+    idx[np.isnan(v)] = -1
+    return idx
+
+
+def _edge_label(lo: float, hi: float, unit: str) -> str:
+    if not np.isfinite(lo):
+        return f"< {hi:g}{unit}"
+    if not np.isfinite(hi):
+        return f">= {lo:g}{unit}"
+    return f"{lo:g} .. {hi:g}{unit}"
+
+
+def analyse(sc: Scores, dets: list[EvalDetector]) -> dict:
+    """Metrics of every detector on one set: overall, per kind, per CNR (or
+    link margin) range, plus ROC points and score histograms for the plots."""
+    y = np.array(sc.y, bool)
+    out: dict = {"frames": int(y.size), "positives": int(y.sum()), "negatives": int((~y).sum()), "detectors": {}}
+    kinds = sorted({k for k in sc.kind if k})
+    use_cnr = any(v is not None for v in sc.cnr_db)
+    values, edges, unit = (sc.cnr_db, CNR_BINS_DB, " dB") if use_cnr else (sc.margin, MARGIN_BINS, "")
+    out["range_axis"] = "cnr_db" if use_cnr else "link_margin"
+    bin_idx = _bins(values, edges)
+    kind_arr = np.array([k or "" for k in sc.kind])
+    for d in dets:
+        s = np.array(sc.scores.get(d.name, []), np.float64)
+        if s.size != y.size:
+            continue
+        res = summary(y, s, d.threshold)
+        pred = s >= d.threshold
+        res["per_kind"] = {k: {"frames": int((kind_arr == k).sum()),
+                               "recall": float(pred[kind_arr == k].mean())} for k in kinds}
+        ranges = []
+        for b in range(len(edges) - 1):
+            m = bin_idx == b
+            if not m.any():
+                continue
+            pos, neg = m & y, m & ~y
+            ranges.append({"range": _edge_label(edges[b], edges[b + 1], unit), "positives": int(pos.sum()),
+                           "negatives": int(neg.sum()),
+                           "recall": float(pred[pos].mean()) if pos.any() else None,
+                           "fpr": float(pred[neg].mean()) if neg.any() else None})
+        res["per_range"] = ranges
+        fpr, tpr, _ = roc_curve(y, s) if y.any() and (~y).any() else (np.zeros(0), np.zeros(0), None)
+        if fpr.size > ROC_POINTS:
+            keep = np.unique(np.linspace(0, fpr.size - 1, ROC_POINTS).round().astype(int))
+            fpr, tpr = fpr[keep], tpr[keep]
+        res["roc"] = {"fpr": [round(float(v), 5) for v in fpr], "tpr": [round(float(v), 5) for v in tpr]}
+        edges_h = np.linspace(0, 1, HIST_BINS + 1)
+        res["histogram"] = {"edges": [round(float(e), 3) for e in edges_h],
+                            "positive": np.histogram(np.clip(s[y], 0, 1), edges_h)[0].tolist(),
+                            "negative": np.histogram(np.clip(s[~y], 0, 1), edges_h)[0].tolist()}
+        out["detectors"][d.name] = res
+    return out
+
+
+def run_eval(data_dirs: list[str], clips: list[str], model: str | None, out_dir: str, frames: int = 250,
+             seed: int = 77, standard: str = "pal", breakup: float = 0.5, sim: str = "image") -> dict:
+    """The whole ``rtclean eval detect`` run; writes report.json and report.html."""
+    from rtclean.train.report import write_html
+    from rtclean.train.synth import list_clips
+
+    if not data_dirs and not clips:
+        raise RtcleanError("nothing to evaluate: give --data folders and/or --clips")
+    if frames < 1:
+        raise RtcleanError(f"--frames must be at least 1, got {frames}")
+    clip_paths = list_clips(clips) if clips else []
+    dets = make_detectors(model)
+    t0 = time.monotonic()
+    report: dict = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                    "detectors": {d.name: {"source": d.source, "threshold": d.threshold} for d in dets},
+                    "sets": {}}
+    combined = Scores()
+    if data_dirs:
+        sc = score_folders(data_dirs, dets)
+        report["sets"]["folders"] = {"data": [str(p) for p in data_dirs], **analyse(sc, dets)}
+        combined.extend(sc)
+    if clip_paths:
+        for d in dets:
+            d.times_ms.clear()  # speed is measured on the simulated 720x576 (720x480) streams
+        sc, skipped = score_sim_clips(clip_paths, frames, seed, dets, standard, breakup, sim)
+        report["sets"]["simulated"] = {"clips": [p.name for p in clip_paths], "frames_per_clip": frames,
+                                       "seed": seed, "seeds": [seed * 1000 + i for i in range(len(clip_paths))],
+                                       "simulator": sim, "standard": standard, "skipped": skipped,
+                                       **analyse(sc, dets)}
+        for d in dets:
+            report["detectors"][d.name]["median_ms_per_frame"] = round(float(np.median(d.times_ms)), 4) \
+                if d.times_ms else None
+        combined.extend(sc)
+        report["untouched"] = score_untouched(clip_paths, dets)
+    if data_dirs and clip_paths:
+        report["sets"]["all"] = analyse(combined, dets)
+    report["seconds"] = round(time.monotonic() - t0, 1)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "report.json", "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1)
+    write_html(report, out / "report.html")
+    return report

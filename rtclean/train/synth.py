@@ -1,0 +1,206 @@
+"""Labelled breakup frames generated from real clips (``rtclean dataset synth``).
+
+Layout written to ``out`` (the same class-folder convention users follow with
+``dataset sample`` + ``dataset label``, so training treats both alike)::
+
+    out/breakup/NAME.png     frames the simulator broke (visibly, see below)
+    out/clean/NAME.png       untouched frames
+    out/.prev/NAME.png       the frame the receiver delivered just before NAME
+                             (the model's second input)
+    out/labels.jsonl         one JSON object per written frame (ground truth)
+
+Full frames are stored (720x576 PAL or 720x480 NTSC, lossless PNG at the
+fastest compression level) rather than the model's low-resolution view, so a
+model of another input size or kind can be trained from the same set.
+
+Which frames count as breakup (``frame_class``): the simulator's labels are
+exact (lines that differ from the untouched frame), so a label can say
+"broken" for damage nobody can see: a repeated frame of a static scene, a
+single click line. The rule, used by training and evaluation alike:
+
+- clean: no breakup kind, or a kind that changed no line at all;
+- breakup: a kind that changed at least ``MIN_DAMAGED_LINES`` of the lines
+  (1%: 6 lines at 576, 5 at 480; the mildest sparklies the link model makes
+  hit 20 or more lines, so only near-invisible damage falls below);
+- anything between: ambiguous, not written (counted in the summary);
+- ``frozen`` (the capture card repeating its last frame) is not written
+  either: it is the no-signal check's business (byte-identical repeats,
+  rtclean/detect/nosignal.py), and a frame-pair CNN taught that "identical
+  to the previous frame" is breakup would fire on static compressed scenes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from rtclean.errors import RtcleanError
+
+log = logging.getLogger(__name__)
+
+MIN_DAMAGED_LINES = 0.01
+LEFT_TO_NOSIGNAL = frozenset({"frozen"})
+VIDEO_EXTS = frozenset({".mp4", ".mkv", ".avi", ".mov", ".ts", ".m4v", ".webm", ".mpg", ".mpeg"})
+CLASSES = ("breakup", "clean")
+PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+
+
+def frame_class(kind: str | None, damaged_lines: float) -> str | None:
+    """'breakup', 'clean', or None (ambiguous / left to the no-signal check)."""
+    if kind is None or damaged_lines <= 0.0:
+        return "clean"
+    if kind in LEFT_TO_NOSIGNAL:
+        return None
+    return "breakup" if damaged_lines >= MIN_DAMAGED_LINES else None
+
+
+def list_clips(paths: list[str]) -> list[Path]:
+    """Video files given directly or found (not recursively) in folders."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in VIDEO_EXTS and f.is_file())
+            if not found:
+                raise RtcleanError(f"{p}: no video files in this folder")
+            out.extend(found)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise RtcleanError(f"{p}: no such file or folder")
+    if not out:
+        raise RtcleanError("no clips given")
+    return out
+
+
+def read_frames(path: Path, n: int | None = None, loop: bool = False) -> Iterator[np.ndarray]:
+    """Decoded BGR frames of a clip (``n`` at most; looped to reach ``n``)."""
+    from rtclean.sources.file import FileSource
+
+    src = FileSource(path, loop=loop)
+    src.open()
+    try:
+        count = 0
+        while n is None or count < n:
+            item = src.read()
+            if item is None:
+                break
+            yield item[0]
+            count += 1
+    finally:
+        src.close()
+
+
+@dataclass(slots=True)
+class SimSettings:
+    standard: str = "pal"
+    breakup: float = 0.5
+    sim: str = "image"
+
+
+def simulate(frames, seed: int, settings: SimSettings):
+    """SimFrames of ``frames`` through the chosen simulator. 'analog' (the
+    physical channel simulator) is imported only when asked for."""
+    from rtclean.sim.feed import STANDARDS, degrade, fit_frame
+
+    std = STANDARDS.get(settings.standard)
+    if std is None:
+        raise RtcleanError(f"unknown video standard {settings.standard!r} (expected pal or ntsc)")
+    size = (std.width, std.height)
+    if settings.sim == "image":
+        return degrade(frames, seed=seed, breakup=settings.breakup, fps=std.fps, size=size)
+    if settings.sim == "analog":
+        try:
+            from rtclean.sim.analog import degrade_analog
+        except ImportError as e:
+            raise RtcleanError(f"the analog simulator is not available ({e}); use --sim image") from None
+        fitted = (fit_frame(f, size) for f in frames)
+        kwargs = {}
+        prof = inspect.signature(degrade_analog).parameters.get("profile")
+        if prof is not None and prof.default is inspect.Parameter.empty:
+            kwargs["profile"] = None  # the simulator's default receiver profile
+        return degrade_analog(fitted, seed, settings.breakup, settings.standard, **kwargs)
+    raise RtcleanError(f"unknown simulator {settings.sim!r} (expected analog or image)")
+
+
+def link_figures(sf) -> dict:
+    """CNR (dB) when the simulator knows it, and the image simulator's link
+    margin (quality of the worse field minus the breakup threshold: < 0 breaks)."""
+    out: dict = {"cnr_db": None, "link_margin": None}
+    for src in (sf, sf.link, sf.label):
+        v = getattr(src, "cnr_db", None) if src is not None else None
+        if v is not None:
+            out["cnr_db"] = round(float(np.min(v)), 2)
+            break
+    quality = getattr(sf.link, "quality", None)
+    threshold = getattr(sf.link, "threshold", None)
+    if quality is not None and threshold is not None and math.isfinite(threshold):
+        out["link_margin"] = round(float(min(quality) - threshold), 3)
+    return out
+
+
+def label_record(sf, name: str, cls: str, clip: str, seed: int) -> dict:
+    lab = sf.label
+    rec = {"file": f"{cls}/{name}", "class": cls, **lab.to_dict(), "clip": clip, "seed": seed, "index": sf.index}
+    rec.update(link_figures(sf))
+    return rec
+
+
+def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: str = "pal",
+                  breakup: float = 0.5, sim: str = "image") -> dict:
+    """Write about ``frames`` labelled frames (spread evenly over the clips,
+    each clip looped if short) into ``out``. Each clip gets its own seed,
+    ``seed * 1000 + clip number``, recorded per frame."""
+    paths = list_clips(clips)
+    if frames < 1:
+        raise RtcleanError(f"--frames must be at least 1, got {frames}")
+    if not 0.0 <= breakup <= 1.0:
+        raise RtcleanError(f"--breakup must be in [0, 1], got {breakup}")
+    settings = SimSettings(standard=str(standard).lower(), breakup=float(breakup), sim=sim)
+    root = Path(out)
+    for d in (root / "breakup", root / "clean", root / ".prev"):
+        d.mkdir(parents=True, exist_ok=True)
+    per_clip = math.ceil(frames / len(paths))
+    counts = {"breakup": 0, "clean": 0, "ambiguous": 0, "no_signal_check": 0}
+    kinds: dict[str, int] = {}
+    t0 = time.monotonic()
+    written = 0
+    with open(root / "labels.jsonl", "a", encoding="utf-8") as labels:
+        for ci, clip in enumerate(paths):
+            clip_seed = seed * 1000 + ci
+            prev = None
+            for sf in simulate(read_frames(clip, per_clip, loop=True), clip_seed, settings):
+                cur, before = sf.image, prev
+                prev = cur
+                if written >= frames:
+                    break
+                cls = frame_class(sf.label.kind, sf.label.damaged_lines)
+                if cls is None:
+                    key = "no_signal_check" if sf.label.kind in LEFT_TO_NOSIGNAL else "ambiguous"
+                    counts[key] += 1
+                    continue
+                name = f"{clip.stem}_s{clip_seed}_{sf.index:05d}.png"
+                if not cv2.imwrite(str(root / cls / name), cur, PNG_FAST) or \
+                        not cv2.imwrite(str(root / ".prev" / name), before if before is not None else cur, PNG_FAST):
+                    raise RtcleanError(f"{root}: cannot write frames (disk full or not writable?)")
+                labels.write(json.dumps(label_record(sf, name, cls, clip.name, clip_seed)) + "\n")
+                counts[cls] += 1
+                if cls == "breakup":
+                    kinds[sf.label.kind] = kinds.get(sf.label.kind, 0) + 1
+                written += 1
+    dt = time.monotonic() - t0
+    summary = (f"{root}: {counts['breakup']} breakup + {counts['clean']} clean frames from {len(paths)} clips "
+               f"({settings.sim} simulator, {settings.standard}) in {dt:.1f} s "
+               f"({written / max(dt, 1e-9):.1f} frames/s); skipped {counts['ambiguous']} ambiguous and "
+               f"{counts['no_signal_check']} frozen")
+    log.info(summary)
+    return {"summary": summary, "out": str(root), "counts": counts, "kinds": kinds, "clips": [p.name for p in paths],
+            "seconds": dt, "frames_per_s": written / max(dt, 1e-9)}

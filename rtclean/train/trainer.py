@@ -1,0 +1,238 @@
+"""``rtclean train``: class folders -> Keras CNN -> int8 + float32 TFLite,
+with a JSON sidecar and an export check through the live detector class.
+
+The validation split is made by clip (labels.jsonl ``clip``; each frame is
+its own group without labels) so neighbouring, near-identical frames of one
+clip never sit on both sides and flatter the metrics.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rtclean.errors import RtcleanError
+from rtclean.train import data
+from rtclean.train import evaluate as metrics
+
+log = logging.getLogger(__name__)
+
+TF_MISSING = "training needs TensorFlow: pip install 'rtclean[train]'"
+BATCH = 32
+BAND_LOSS_WEIGHT = 0.5
+MAX_FPR = 0.005  # issue 3's target false-positive rate, used to pick the threshold
+VERIFY_PAIRS = 16
+
+
+@dataclass(slots=True)
+class TrainOptions:
+    data: list[str]
+    out: str
+    epochs: int = 8
+    seed: int = 1
+    size: tuple[int, int] = (96, 128)  # (W, H)
+    val_split: float = 0.2
+    lr: float = 2e-3
+
+
+def import_tf():
+    """TensorFlow, or one clear line."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf  # noqa: F401
+        import keras  # noqa: F401
+    except ImportError:
+        raise RtcleanError(TF_MISSING) from None
+    return tf
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise RtcleanError(f"--size {text}: expected WxH, e.g. 96x128") from None
+    if w < 16 or w % 16 or h < 128 or h % 128:
+        raise RtcleanError(f"--size {text}: width must be a multiple of 16 and height a multiple of 128")
+    return w, h
+
+
+def split(ds: data.Dataset, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val): whole groups go to validation until ``frac`` of
+    the frames is reached; both classes must stay in training."""
+    if not 0.0 <= frac < 1.0:
+        raise RtcleanError(f"--val-split must be in [0, 1), got {frac}")
+    groups = sorted({s.group for s in ds.samples})
+    rng = np.random.default_rng(seed)
+    rng.shuffle(groups)
+    by_group: dict[str, list[int]] = {}
+    for i, s in enumerate(ds.samples):
+        by_group.setdefault(s.group, []).append(i)
+    n = len(ds.samples)
+    val: list[int] = []
+    if frac > 0 and len(groups) > 1:
+        for g in groups:
+            if len(val) >= frac * n:
+                break
+            if len(val) + len(by_group[g]) <= max(frac * n * 1.5, 1):
+                val.extend(by_group[g])
+    is_val = np.zeros(n, bool)
+    is_val[val] = True
+    y = ds.labels
+    if frac > 0 and (not is_val.any() or len(set(y[~is_val])) < 2):
+        # too few groups for a grouped split: a random split of frames
+        is_val = rng.random(n) < frac
+    if len(set(y[~is_val])) < 2:
+        raise RtcleanError("training needs frames of both classes outside the validation split")
+    return np.nonzero(~is_val)[0], np.nonzero(is_val)[0]
+
+
+def _augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Gain/offset jitter, the same on both frames of a pair (capture cards
+    and cameras differ in level; breakup does not depend on it)."""
+    gain = rng.uniform(0.8, 1.2, (len(x), 1, 1, 1)).astype(np.float32)
+    off = rng.uniform(-0.08, 0.08, (len(x), 1, 1, 1)).astype(np.float32)
+    return np.clip(x * gain + off, 0.0, 1.0)
+
+
+def fit(model, arrays: dict, train_idx: np.ndarray, epochs: int, seed: int, lr: float) -> list[dict]:
+    import tensorflow as tf
+
+    y = arrays["y"]
+    pos = float(y[train_idx].mean())
+    # balance the classes: each contributes half of the frame loss
+    cw = np.where(y > 0.5, 0.5 / max(pos, 1e-6), 0.5 / max(1 - pos, 1e-6)).astype(np.float32)
+    steps = max(1, int(np.ceil(len(train_idx) / BATCH)))
+    sched = tf.keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps * max(epochs, 1), alpha=0.05)
+    opt = tf.keras.optimizers.Adam(sched)
+    bce = tf.keras.losses.BinaryCrossentropy(reduction="none")
+
+    @tf.function
+    def step(xb, yb, wb, bb, bwb):
+        with tf.GradientTape() as tape:
+            out = model(xb, training=True)
+            lf = tf.reduce_sum(bce(yb[:, None], out["frame"]) * wb) / tf.reduce_sum(wb)
+            lb_each = tf.keras.losses.binary_crossentropy(bb[..., None], out["bands"][..., None])
+            lb = tf.reduce_sum(tf.reduce_mean(lb_each, -1) * bwb) / tf.maximum(tf.reduce_sum(bwb), 1.0)
+            loss = lf + BAND_LOSS_WEIGHT * lb
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        return lf, lb
+
+    rng = np.random.default_rng(seed)
+    history = []
+    for ep in range(epochs):
+        t0 = time.monotonic()
+        order = rng.permutation(train_idx)
+        lfs, lbs = [], []
+        for k in range(0, len(order), BATCH):
+            b = np.sort(order[k:k + BATCH])
+            lf, lb = step(_augment(arrays["x"][b], rng), y[b], cw[b], arrays["bands"][b], arrays["band_weight"][b])
+            lfs.append(float(lf))
+            lbs.append(float(lb))
+        history.append({"epoch": ep + 1, "frame_loss": float(np.mean(lfs)), "band_loss": float(np.mean(lbs)),
+                        "seconds": round(time.monotonic() - t0, 2)})
+        log.info("epoch %d/%d: frame loss %.4f, band loss %.4f (%.1f s)", ep + 1, epochs,
+                 history[-1]["frame_loss"], history[-1]["band_loss"], history[-1]["seconds"])
+    return history
+
+
+def predict_keras(model, x: np.ndarray) -> np.ndarray:
+    out = []
+    for k in range(0, len(x), 128):
+        out.append(np.asarray(model(x[k:k + 128], training=False)["frame"]).ravel())
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def predict_tflite(path: str | Path, x: np.ndarray) -> np.ndarray:
+    """Frame scores of a .tflite model on preprocessed inputs (quantised as
+    TFLiteDetector does)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path), num_threads=1)
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]
+    frame_out = next(o for o in interp.get_output_details() if int(np.prod(o["shape"])) == 1)
+    scale, zero = inp["quantization"]
+    o_scale, o_zero = frame_out["quantization"]
+    scores = np.empty(len(x), np.float32)
+    for i in range(len(x)):
+        v = x[i:i + 1]
+        if np.dtype(inp["dtype"]) == np.int8:
+            v = np.clip(np.rint(v / scale) + zero, -128, 127).astype(np.int8)
+        interp.set_tensor(inp["index"], v)
+        interp.invoke()
+        raw = interp.get_tensor(frame_out["index"]).ravel()[0]
+        scores[i] = (float(raw) - o_zero) * o_scale if o_scale else float(raw)
+    return np.clip(scores, 0.0, 1.0)
+
+
+def train(opts: TrainOptions) -> dict:
+    """Train, export and verify; returns the sidecar contents."""
+    out = Path(opts.out)
+    if out.suffix != ".tflite":
+        raise RtcleanError(f"--out {out}: expected a NAME.tflite path")
+    ds = data.load_index(opts.data)  # before TensorFlow: bad folders fail fast
+    if opts.epochs < 1:
+        raise RtcleanError(f"--epochs must be at least 1, got {opts.epochs}")
+    tf = import_tf()
+    from rtclean.train import export
+    from rtclean.train.model import build_model
+
+    tf.keras.utils.set_random_seed(opts.seed)
+    w, h = opts.size
+    t0 = time.monotonic()
+    arrays = data.load_arrays(ds, h, w)
+    t_load = time.monotonic() - t0
+    train_idx, val_idx = split(ds, opts.val_split, opts.seed)
+    log.info("dataset: %d frames (%d %s), %d for training, %d for validation; loaded in %.1f s",
+             len(ds.samples), int(ds.labels.sum()), ds.classes[1], len(train_idx), len(val_idx), t_load)
+    model = build_model(h, w, 2)
+    t1 = time.monotonic()
+    history = fit(model, arrays, train_idx, opts.epochs, opts.seed, opts.lr)
+    t_train = time.monotonic() - t1
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    f32_path = out.with_suffix(".f32.tflite")
+    with tempfile.TemporaryDirectory(prefix="rtclean-export-") as tmp:
+        f32_path.write_bytes(export.to_float32(model, Path(tmp) / "f32"))
+        out.write_bytes(export.to_int8(model, arrays["x"][train_idx], Path(tmp) / "int8", opts.seed))
+    info = export.check_int8(out)
+
+    y = arrays["y"]
+    val_report: dict = {"frames": int(len(val_idx))}
+    threshold = 0.5
+    if len(val_idx):
+        k_scores = predict_keras(model, arrays["x"][val_idx])
+        q_scores = predict_tflite(out, arrays["x"][val_idx])
+        yv = y[val_idx] > 0.5
+        threshold = metrics.pick_threshold(yv, q_scores, MAX_FPR)
+        val_report.update(keras=metrics.summary(yv, k_scores, 0.5), int8=metrics.summary(yv, q_scores, threshold),
+                          int8_at_0_5=metrics.summary(yv, q_scores, 0.5))
+    rng = np.random.default_rng(opts.seed)
+    pick = rng.choice(len(ds.samples), min(VERIFY_PAIRS, len(ds.samples)), replace=False)
+    verify = export.compare_with_detector(model, out, [data.load_pair(ds.samples[i]) for i in sorted(pick)])
+
+    sidecar = {
+        "model": out.name, "float32_model": f32_path.name, "classes": list(ds.classes),
+        "positive_class": ds.classes[1], "input": info["input"], "input_size": f"{w}x{h}",
+        "channels": ["current frame", "previous frame"], "preprocess_version": data.PREPROCESS_VERSION,
+        "preprocess": "luma, fields stacked (even lines on top), INTER_AREA, /255 (rtclean.detect.tflite.preprocess)",
+        "bands": 16, "band_order": "picture bands top to bottom, each the max over both fields",
+        "threshold": round(float(threshold), 4), "threshold_rule": f"lowest with validation FPR <= {MAX_FPR}",
+        "ops": info["ops"], "validation": val_report, "export_check": verify, "history": history,
+        "train_frames": int(len(train_idx)), "seconds": {"load": round(t_load, 1), "train": round(t_train, 1)},
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "data": [str(Path(d).resolve()) for d in opts.data], "seed": opts.seed, "epochs": opts.epochs,
+        "tensorflow": tf.__version__,
+    }
+    with open(out.with_suffix(".json"), "w", encoding="utf-8") as f:
+        json.dump(sidecar, f, indent=1)
+    return sidecar

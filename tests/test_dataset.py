@@ -1,0 +1,407 @@
+"""`rtclean dataset sample` on the real clips, and the labelling server of
+`rtclean dataset label` through real HTTP requests.
+
+The browser side of labelling is in test_label_browser.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import signal
+import subprocess
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import aiohttp
+import cv2
+import numpy as np
+import pytest
+
+from helpers import count_frames, decode_frames
+from rtclean.train.dataset import (DatasetError, class_folders, parse_classes, sample_indices,
+                                   sample_videos)
+from rtclean.train.label_server import LabelServer, LabelStore, class_keys
+
+CARPHONE = "carphone_176x144.mp4"  # 120 frames
+BIKES = "bikes_cuts_640x272.mp4"  # 250 frames
+
+
+def names_in(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir() if p.is_file() and p.suffix == ".png"} if folder.is_dir() else set()
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kw)
+
+
+# --------------------------------------------------------------------------- sample
+
+
+def test_sample_every_writes_exact_frames_and_previous_frames(clips_dir, tmp_path, rtclean_cmd):
+    out = tmp_path / "ds"
+    r = run([*rtclean_cmd, "dataset", "sample", str(clips_dir / CARPHONE), str(clips_dir / BIKES),
+             "--out", str(out), "--every", "25"])
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [".prev", "breakup", "clean"]
+    assert not any((out / "breakup").iterdir()) and not any((out / "clean").iterdir())
+
+    expected = set()
+    for clip in (CARPHONE, BIKES):
+        frames = decode_frames(clips_dir / clip)  # PyAV, independently of rtclean
+        stem = Path(clip).stem
+        for i in range(0, len(frames), 25):
+            name = f"{stem}_{i:06d}.png"
+            expected.add(name)
+            png = cv2.imread(str(out / name), cv2.IMREAD_UNCHANGED)
+            assert png is not None and png.shape == frames[i].shape
+            assert np.array_equal(png, frames[i]), f"{name} is not the exact decoded frame"
+            prev = out / ".prev" / name
+            if i == 0:
+                assert not prev.exists(), "the first frame of a video has no previous frame"
+            else:
+                assert np.array_equal(cv2.imread(str(prev), cv2.IMREAD_UNCHANGED), frames[i - 1])
+    assert names_in(out) == expected
+    assert names_in(out / ".prev") == {n for n in expected if not n.endswith("_000000.png")}
+    assert f"{len(expected)} new frames from 2 of 2 videos" in r.stdout
+    assert "rtclean dataset label" in r.stdout
+
+
+def test_sample_count_spreads_frames_over_the_whole_video(clips_dir, tmp_path):
+    n = count_frames(clips_dir / CARPHONE)
+    report = sample_videos([clips_dir / CARPHONE], tmp_path / "ds", count=7, classes="ok,ko")
+    names = sorted(names_in(tmp_path / "ds"))
+    idx = [int(x.rsplit("_", 1)[1][:6]) for x in names]
+    assert len(idx) == 7 and report.written == 7
+    assert idx[0] == 0 and idx[-1] == n - 1, "the spread covers first to last frame"
+    gaps = np.diff(idx)
+    assert gaps.max() - gaps.min() <= 1, f"not evenly spread: {idx}"
+    assert class_folders(tmp_path / "ds") == ["ko", "ok"]
+
+
+def test_sample_indices():
+    assert sample_indices(10, every=3).tolist() == [0, 3, 6, 9]
+    assert sample_indices(5, count=9).tolist() == [0, 1, 2, 3, 4]
+    assert sample_indices(101, count=5).tolist() == [0, 25, 50, 75, 100]
+    assert sample_indices(0, count=5).tolist() == []
+
+
+def test_bad_videos_get_one_line_each_and_the_others_are_sampled(clips_dir, tmp_path, rtclean_cmd):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"this is not a video\n" * 50)
+    cut = tmp_path / "cut.mp4"  # cup: moov first, so the first part still decodes
+    cut.write_bytes((clips_dir / "cup_handheld_640x480.mp4").read_bytes()[:300_000])
+    missing = tmp_path / "nope.mp4"
+    out = tmp_path / "ds"
+    r = run([*rtclean_cmd, "dataset", "sample", str(junk), str(clips_dir / CARPHONE), str(missing),
+             str(cut), "--out", str(out)])  # default: every 10th frame
+    assert r.returncode == 1, "a failed video makes the exit status non-zero"
+    lines = r.stderr.strip().splitlines()
+    assert "Traceback" not in r.stderr
+    assert len(lines) == 3, r.stderr
+    assert lines[0].startswith(f"rtclean: {junk}:")
+    assert lines[1] == f"rtclean: {missing}: no such file"
+    assert lines[2].startswith(f"rtclean: warning: {cut}:") and "truncated" in lines[2]
+    # The good clip after the bad one, and the decodable part of the cut one.
+    good = count_frames(clips_dir / CARPHONE)
+    assert {n for n in names_in(out) if n.startswith("carphone")} == \
+        {f"carphone_176x144_{i:06d}.png" for i in range(0, good, 10)}
+    n_cut = count_frames(cut)
+    assert 0 < n_cut < 217
+    assert {n for n in names_in(out) if n.startswith("cut_")} == {f"cut_{i:06d}.png" for i in range(0, n_cut, 10)}
+    assert not any(n.startswith("junk") for n in names_in(out))
+    assert "2 of 4 videos" in r.stdout and "2 failed" in r.stdout and "1 truncated" in r.stdout
+
+
+def test_truncated_only_exits_3(clips_dir, tmp_path, rtclean_cmd):
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes((clips_dir / "bag_handheld_480x360.avi").read_bytes()[:400_000])
+    r = run([*rtclean_cmd, "dataset", "sample", str(cut), "--out", str(tmp_path / "ds"), "--every", "20"])
+    assert r.returncode == 3, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "truncated" in r.stderr
+    assert len(names_in(tmp_path / "ds")) == len(range(0, count_frames(cut), 20))
+
+
+def test_rerun_never_overwrites_and_skips_labelled_frames(clips_dir, tmp_path):
+    out = tmp_path / "ds"
+    first = sample_videos([clips_dir / CARPHONE], out, every=20)
+    assert first.written == 6 and first.skipped == 0
+    # The user labelled one frame and (say) edited another.
+    (out / "carphone_176x144_000020.png").rename(out / "clean" / "carphone_176x144_000020.png")
+    (out / "carphone_176x144_000040.png").write_bytes(b"marker")
+    again = sample_videos([clips_dir / CARPHONE], out, every=20)
+    assert again.written == 0 and again.skipped == 6
+    assert (out / "carphone_176x144_000040.png").read_bytes() == b"marker"
+    assert not (out / "carphone_176x144_000020.png").exists(), "a labelled frame came back unlabelled"
+    # A denser run adds only the names it has not written yet.
+    denser = sample_videos([clips_dir / CARPHONE], out, every=10)
+    assert denser.written == 6 and denser.skipped == 6
+    assert (out / "carphone_176x144_000040.png").read_bytes() == b"marker"
+    assert len(names_in(out)) + len(names_in(out / "clean")) == 12
+    assert "6 new frames" in denser.summary() and "6 already there" in denser.summary()
+
+
+def test_same_file_name_in_two_folders_gets_two_stems(clips_dir, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    shutil.copy(clips_dir / CARPHONE, a / "DVR0001.mp4")
+    shutil.copy(clips_dir / "carphone_compressed_176x144.mp4", b / "DVR0001.mp4")
+    out = tmp_path / "ds"
+    rep = sample_videos([a, b], out, count=2)  # folders stand for the videos in them
+    assert rep.written == 4
+    assert names_in(out) == {"DVR0001_000000.png", "DVR0001_000119.png",
+                             "DVR0001-2_000000.png", "DVR0001-2_000119.png"}
+    # The second file's frames really are the second file's.
+    frames_b = decode_frames(b / "DVR0001.mp4")
+    assert np.array_equal(cv2.imread(str(out / "DVR0001-2_000119.png")), frames_b[119])
+    # Re-running on b alone maps it to the same stem again: nothing new.
+    assert sample_videos([b / "DVR0001.mp4"], out, count=2).skipped == 2
+    assert json.loads((out / ".sources.json").read_text())["DVR0001-2"] == str((b / "DVR0001.mp4").resolve())
+
+
+def test_sample_option_errors_are_one_line(clips_dir, tmp_path, rtclean_cmd):
+    (tmp_path / "file").write_text("x")
+    cases = [
+        (["--classes", "breakup"], "at least two class names"),
+        (["--classes", "a,../b"], "not a usable folder name"),
+        (["--classes", "ok,OK"], "repeat"),
+    ]
+    for extra, msg in cases:
+        r = run([*rtclean_cmd, "dataset", "sample", str(clips_dir / CARPHONE), "--out",
+                 str(tmp_path / "ds"), *extra])
+        assert r.returncode == 1 and r.stderr.count("\n") == 1 and msg in r.stderr, (extra, r.stderr)
+    r = run([*rtclean_cmd, "dataset", "sample", str(clips_dir / CARPHONE), "--out", str(tmp_path / "file")])
+    assert r.returncode == 1 and r.stderr.strip() == f"rtclean: {tmp_path / 'file'}: exists and is not a folder"
+    r = run([*rtclean_cmd, "dataset", "sample", str(clips_dir / CARPHONE), "--out", str(tmp_path / "d"),
+             "--every", "2", "--count", "3"])
+    assert r.returncode == 2 and "not allowed with" in r.stderr  # argparse: usage error
+    with pytest.raises(DatasetError):
+        parse_classes(",,")
+
+
+def test_dataset_group_registers_synth_with_its_options(rtclean_cmd):
+    from rtclean.cli import build_parser
+
+    args = build_parser().parse_args(["dataset", "synth", "--clips", "a.mp4", "dir/", "--out", "o"])
+    assert (args.clips, args.out, args.frames, args.seed, args.standard, args.breakup, args.sim) == \
+        (["a.mp4", "dir/"], "o", 200, 0, "pal", 0.5, "analog")
+    args = build_parser().parse_args(["dataset", "synth", "--clips", "x", "--out", "o", "--frames", "5",
+                                      "--seed", "3", "--standard", "ntsc", "--breakup", "0.25", "--sim", "image"])
+    assert (args.frames, args.seed, args.standard, args.breakup, args.sim) == (5, 3, "ntsc", 0.25, "image")
+    r = run([*rtclean_cmd, "dataset", "synth", "--clips", "x", "--out", "o", "--breakup", "2"])
+    assert r.returncode == 2 and "must be from 0 to 1" in r.stderr
+    r = run([*rtclean_cmd, "dataset", "synth", "--out", "o"])
+    assert r.returncode == 2 and "--clips" in r.stderr
+
+
+# --------------------------------------------------------------------------- label server
+
+
+@pytest.fixture(scope="session")
+def sampled_template(clips_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("label-template") / "ds"
+    sample_videos([clips_dir / CARPHONE], out, count=6)
+    return out
+
+
+@pytest.fixture
+def dataset(sampled_template, tmp_path) -> Path:
+    """A fresh copy of 6 sampled frames (index 0, 24, 48, 71, 95, 119) to label."""
+    d = tmp_path / "ds"
+    shutil.copytree(sampled_template, d)
+    return d
+
+
+@contextmanager
+def label_server(folder: Path):
+    """The real LabelServer on its own event loop thread; yields its URL."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = LabelServer(LabelStore(folder), "127.0.0.1", 0)
+    url = asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+    try:
+        yield url.rstrip("/")
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+async def _call(method: str, url: str, **kw) -> tuple[int, object]:
+    async with aiohttp.ClientSession() as s:
+        async with s.request(method, url, **kw) as r:
+            body = await r.read()
+            if r.content_type == "application/json":
+                return r.status, json.loads(body)
+            return r.status, body
+
+
+def http(method: str, url: str, **kw) -> tuple[int, object]:
+    return asyncio.run(_call(method, url, **kw))
+
+
+def test_state_lists_classes_keys_and_queue(dataset):
+    with label_server(dataset) as url:
+        status, st = http("GET", url + "/api/state")
+    assert status == 200
+    assert [(c["name"], c["keys"], c["count"]) for c in st["classes"]] == \
+        [("breakup", ["1", "b"], 0), ("clean", ["2", "c"], 0)]
+    assert st["total"] == 6 and st["unlabelled"] == 6 and st["labelled"] == 0
+    assert st["queue"] == sorted(names_in(dataset))
+    assert st["recent"] == [] and st["can_undo"] is False
+    assert st["current_has_prev"] is False  # frame 0 has no previous frame
+
+
+def test_label_moves_the_file_and_undo_moves_it_back(dataset):
+    name = "carphone_176x144_000024.png"
+    data = (dataset / name).read_bytes()
+    with label_server(dataset) as url:
+        status, st = http("POST", url + "/api/label", json={"name": name, "class": "breakup"})
+        assert status == 200
+        assert not (dataset / name).exists()
+        assert (dataset / "breakup" / name).read_bytes() == data
+        assert (dataset / ".prev" / name).is_file(), "the previous frame stays in .prev"
+        assert st["labelled"] == 1 and st["classes"][0]["count"] == 1 and name not in st["queue"]
+        assert st["recent"] == [{"name": name, "class": "breakup"}] and st["done"]["class"] == "breakup"
+        # The labelled frame is served from its class folder, not as unlabelled.
+        assert http("GET", f"{url}/img/breakup/{name}")[0] == 200
+        assert http("GET", f"{url}/img/{name}")[0] == 404
+
+        status, st = http("POST", url + "/api/undo")
+        assert status == 200
+        assert (dataset / name).read_bytes() == data and not (dataset / "breakup" / name).exists()
+        assert st["queue"][0] == name, "the undone frame is shown again first"
+        assert st["labelled"] == 0 and st["can_undo"] is False
+        status, err = http("POST", url + "/api/undo")
+        assert status == 409 and "nothing to undo" in err["error"]
+
+
+def test_path_traversal_and_foreign_names_are_refused(dataset):
+    secret = dataset.parent / "secret.png"
+    secret.write_bytes(b"secret")
+    (dataset / "notes.txt").write_text("not an image")
+    with label_server(dataset) as url:
+        for bad in ["../secret.png", str(secret), "breakup/x.png", "..", ".", "", ".prev", "a\\b.png",
+                    "notes.txt", 5, None]:
+            status, err = http("POST", url + "/api/label", json={"name": bad, "class": "clean"})
+            assert status == 400, (bad, status, err)
+        status, err = http("POST", url + "/api/label", json={"name": "missing.png", "class": "clean"})
+        assert status == 404
+        for path in ["/img/..%2Fsecret.png", "/img/%2E%2E/secret.png", "/img/..%2F..%2Fetc%2Fpasswd",
+                     "/img/breakup/..%2F..%2Fsecret.png", "/img/missing.png", "/img/.prev/x.png",
+                     "/img/notes.txt", "/static/..%2Flabel_server.py", "/static/../dataset.py"]:
+            status, body = http("GET", url + path)
+            assert status in (400, 404), (path, status)
+            assert body != b"secret"
+        status, err = http("POST", url + "/api/label", data=b"not json")
+        assert status == 400 and "JSON" in err["error"]
+    assert len(names_in(dataset)) == 6
+    assert secret.read_bytes() == b"secret" and not any((dataset / "clean").iterdir())
+
+
+def test_unknown_class_is_refused(dataset):
+    name = "carphone_176x144_000000.png"
+    with label_server(dataset) as url:
+        for cls in ["dirty", ".prev", "../clean", "", None, "Clean"]:
+            status, err = http("POST", url + "/api/label", json={"name": name, "class": cls})
+            assert status == 400, cls
+        assert "classes are breakup, clean" in err["error"]
+    assert (dataset / name).is_file()
+
+
+def test_double_labelling_is_a_conflict(dataset):
+    name = "carphone_176x144_000048.png"
+    with label_server(dataset) as url:
+        async def both():
+            async with aiohttp.ClientSession() as s:
+                async def post(cls):
+                    async with s.post(url + "/api/label", json={"name": name, "class": cls}) as r:
+                        return r.status
+                return await asyncio.gather(post("breakup"), post("clean"))
+
+        statuses = sorted(asyncio.run(both()))
+        assert statuses == [200, 409]
+        # Exactly one copy, in exactly one class folder.
+        where = [c for c in ("breakup", "clean") if (dataset / c / name).exists()]
+        assert len(where) == 1 and not (dataset / name).exists()
+        status, err = http("POST", url + "/api/label", json={"name": name, "class": "clean"})
+        assert status == 409 and f"already labelled {where[0]}" in err["error"]
+
+
+def test_existing_target_is_never_overwritten(dataset):
+    name = "carphone_176x144_000071.png"
+    (dataset / "clean" / name).write_bytes(b"older")
+    with label_server(dataset) as url:
+        # It is in a class folder already AND still unlabelled: the move must not replace it.
+        status, err = http("POST", url + "/api/label", json={"name": name, "class": "clean"})
+    assert status == 409 and "exists already" in err["error"]
+    assert (dataset / "clean" / name).read_bytes() == b"older" and (dataset / name).is_file()
+
+
+def test_skip_puts_the_frame_last(dataset):
+    with label_server(dataset) as url:
+        _, st = http("GET", url + "/api/state")
+        first = st["queue"][0]
+        status, st = http("POST", url + "/api/skip", json={"name": first})
+        assert status == 200 and st["queue"][-1] == first and st["unlabelled"] == 6
+        assert http("POST", url + "/api/skip", json={"name": "../x.png"})[0] == 400
+
+
+def test_images_thumbnails_and_previous_frames(dataset):
+    name = "carphone_176x144_000095.png"
+    with label_server(dataset) as url:
+        status, body = http("GET", f"{url}/img/{name}")
+        assert status == 200 and body == (dataset / name).read_bytes()
+        status, body = http("GET", f"{url}/img/{name}?w=88")
+        thumb = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+        assert status == 200 and thumb.shape == (72, 88, 3)
+        status, body = http("GET", f"{url}/img/{name}?prev=1")
+        assert status == 200 and body == (dataset / ".prev" / name).read_bytes()
+        assert http("GET", f"{url}/img/carphone_176x144_000000.png?prev=1")[0] == 404
+        assert http("GET", f"{url}/img/{name}?w=wide")[0] == 400
+        status, page = http("GET", url + "/")
+        assert status == 200 and b"label.js" in page
+
+
+def test_class_keys_avoid_clashes():
+    assert class_keys(["breakup", "clean"]) == {"breakup": ["1", "b"], "clean": ["2", "c"]}
+    assert class_keys(["ko", "ok"]) == {"ko": ["1", "k"], "ok": ["2", "o"]}
+    # Same first letter, or a command key (s = skip, u = undo): digits only.
+    assert class_keys(["bad", "blurry", "sharp"]) == {"bad": ["1"], "blurry": ["2"], "sharp": ["3"]}
+
+
+def test_label_command_serves_until_interrupted(dataset, rtclean_cmd):
+    proc = subprocess.Popen([*rtclean_cmd, "dataset", "label", str(dataset), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "labelling 6 frames" in line, line + proc.stderr.read() if proc.poll() is not None else line
+        url = line.split(" at ")[1].split()[0].rstrip("/")
+        status, st = http("GET", url + "/api/state")
+        assert status == 200 and st["total"] == 6
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "stopped" in out and "Traceback" not in err
+
+
+def test_label_command_errors_are_one_line(tmp_path, dataset, rtclean_cmd):
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "a.png").write_bytes(b"x")
+    r = run([*rtclean_cmd, "dataset", "label", str(tmp_path / "flat")])
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "needs at least two class folders" in r.stderr
+    r = run([*rtclean_cmd, "dataset", "label", str(tmp_path / "nope")])
+    assert r.returncode == 1 and r.stderr.strip() == f"rtclean: {tmp_path / 'nope'}: no such folder"
+    with label_server(dataset) as url:
+        port = url.rsplit(":", 1)[1]
+        r = run([*rtclean_cmd, "dataset", "label", str(dataset), "--port", port])
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "cannot listen" in r.stderr

@@ -1,0 +1,155 @@
+"""Evaluation: metrics against hand-computed values, dataset synthesis and
+`rtclean eval detect` end to end (real clips, real TFLite interpreter on a
+real .tflite file written without TensorFlow, classical detector)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rtclean.train import data
+from rtclean.train.evaluate import confusion, pick_threshold, roc_auc, roc_curve, summary
+from rtclean.train.synth import MIN_DAMAGED_LINES, frame_class, synth_dataset
+
+sys.path.insert(0, str(Path(__file__).parent))
+from make_tiny_model import write_model  # noqa: E402
+
+Y = np.array([1, 1, 0, 0, 1, 0], bool)
+S = np.array([0.9, 0.4, 0.35, 0.1, 0.8, 0.7])
+
+
+def test_metrics_match_hand_computed_values():
+    # at 0.5: predicted [1, 0, 0, 0, 1, 1] -> TP 2 (0.9, 0.8), FN 1 (0.4), FP 1 (0.7), TN 2
+    assert confusion(Y, S >= 0.5) == {"tp": 2, "fp": 1, "tn": 2, "fn": 1}
+    m = summary(Y, S, 0.5)
+    assert m["precision"] == pytest.approx(2 / 3)
+    assert m["recall"] == pytest.approx(2 / 3)
+    assert m["f1"] == pytest.approx(2 / 3)
+    assert m["fpr"] == pytest.approx(1 / 3)
+    # pairs (pos, neg) ordered right: 0.9 and 0.8 beat all three negatives, 0.4 beats 0.35 and 0.1
+    assert m["roc_auc"] == pytest.approx(8 / 9)
+    assert summary(Y, S, 0.3)["recall"] == 1.0  # score >= threshold counts as positive
+
+
+def test_auc_ties_and_degenerate_inputs():
+    assert roc_auc(np.array([1, 0], bool), np.array([0.5, 0.5])) == pytest.approx(0.5)
+    assert roc_auc(np.array([1, 1, 0], bool), np.array([0.2, 0.6, 0.6])) == pytest.approx(0.25)
+    assert roc_auc(np.array([1, 1], bool), np.array([0.2, 0.6])) is None
+    assert roc_auc(np.array([0, 1], bool), np.array([0.1, 0.9])) == 1.0
+    m = summary(np.array([0, 0], bool), np.array([0.1, 0.9]), 0.5)
+    assert m["recall"] is None and m["precision"] == 0.0 and m["fpr"] == 0.5
+
+
+def test_roc_curve_points():
+    fpr, tpr, thr = roc_curve(Y, S)
+    # thresholds 0.9, 0.8, 0.7, 0.4, 0.35, 0.1 in turn
+    assert fpr.tolist() == pytest.approx([0, 0, 0, 1 / 3, 1 / 3, 2 / 3, 1])
+    assert tpr.tolist() == pytest.approx([0, 1 / 3, 2 / 3, 2 / 3, 1, 1, 1])
+    assert thr[1] == 0.9
+    # the trapezoid area under these points is the rank AUC
+    assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc(Y, S))
+
+
+def test_pick_threshold_limits_false_positives():
+    y = np.r_[np.zeros(400, bool), np.ones(10, bool)]
+    s = np.r_[np.linspace(0.0, 0.6, 400), np.full(10, 0.9)]
+    t = pick_threshold(y, s, max_fpr=0.005)  # two negatives may score at or above t
+    fpr = ((s >= t) & ~y).sum() / 400
+    assert fpr <= 0.005 and ((s >= np.nextafter(t, 0) - 0.002) & ~y).sum() >= 2
+    assert pick_threshold(np.ones(3, bool), np.ones(3)) == 0.5
+
+
+def test_frame_class_floor():
+    assert frame_class(None, 0.0) == "clean"
+    assert frame_class("snow", 0.0) == "clean"  # the kind changed nothing
+    assert frame_class("sparklies", MIN_DAMAGED_LINES / 2) is None  # near-invisible: not written
+    assert frame_class("sparklies", MIN_DAMAGED_LINES) == "breakup"
+    assert frame_class("frozen", 1.0) is None  # the no-signal check's business
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory, clips_dir) -> Path:
+    out = tmp_path_factory.mktemp("synth")
+    synth_dataset([str(clips_dir / "carphone_176x144.mp4"), str(clips_dir / "bag_handheld_480x360.avi")],
+                  str(out), 24, seed=5, standard="pal", breakup=0.5, sim="image")
+    return out
+
+
+def test_synth_writes_class_folders_prev_frames_and_labels(synth_dir):
+    recs = [json.loads(line) for line in (synth_dir / "labels.jsonl").read_text().splitlines()]
+    assert len(recs) == 24
+    classes = {r["class"] for r in recs}
+    assert classes == {"breakup", "clean"}
+    for r in recs:
+        img = synth_dir / r["file"]
+        assert img.is_file() and (synth_dir / ".prev" / img.name).is_file()
+        assert len(r["bands"]) == 16 and r["clip"] and "seed" in r and "index" in r
+        assert frame_class(r["kind"], r["damaged_lines"]) == r["class"]
+        assert (r["class"] == "breakup") == (max(r["bands"]) > 0)
+    frame = data.read_image(synth_dir / recs[0]["file"])
+    assert frame.shape == (576, 720, 3)
+    # the .prev of frame i is frame i - 1 as the receiver delivered it
+    by_clip = [r for r in recs if r["clip"] == recs[0]["clip"]]
+    a, b = by_clip[0], by_clip[1]
+    assert b["index"] == a["index"] + 1
+    prev_b = data.read_image(synth_dir / ".prev" / Path(b["file"]).name)
+    assert np.array_equal(prev_b, data.read_image(synth_dir / a["file"]))
+
+
+def test_dataset_index_and_errors(synth_dir, tmp_path):
+    ds = data.load_index([str(synth_dir)])
+    assert ds.classes == ("clean", "breakup")
+    assert all(s.prev is not None and s.record is not None for s in ds.samples)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(data.DatasetError, match="expected two class folders"):
+        data.load_index([str(tmp_path / "empty")])
+    one = tmp_path / "one" / "ok"
+    one.mkdir(parents=True)
+    (one / "a.png").write_bytes((synth_dir / ds.samples[0].path.relative_to(synth_dir)).read_bytes())
+    with pytest.raises(data.DatasetError, match=r"found 1 \(ok\)"):
+        data.load_index([str(tmp_path / "one")])
+    # user classes: sorted, the second is positive when there is no "breakup"
+    (tmp_path / "one" / "ko").mkdir()
+    (tmp_path / "one" / "ko" / "b.png").write_bytes((one / "a.png").read_bytes())
+    user = data.load_index([str(tmp_path / "one")])
+    assert user.classes == ("ko", "ok") and [s.label for s in user.samples] == [0, 1]
+
+
+def test_eval_detect_cli_writes_report(synth_dir, clips_dir, tmp_path, rtclean_cmd):
+    model = write_model(tmp_path / "tiny.tflite", h=32, w=24, c=2, dtype="int8")
+    out = tmp_path / "report"
+    proc = subprocess.run(rtclean_cmd + ["eval", "detect", "--data", str(synth_dir), "--clips",
+                                         str(clips_dir / "carphone_176x144.mp4"), "--model", str(model),
+                                         "--out", str(out), "--frames", "30", "--seed", "9", "-q"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads((out / "report.json").read_text())
+    assert set(rep["detectors"]) == {"tflite", "classical"}
+    assert set(rep["sets"]) == {"folders", "simulated", "all"}
+    sim = rep["sets"]["simulated"]
+    assert sim["frames"] + sum(sim["skipped"].values()) == 30
+    for name in ("tflite", "classical"):
+        r = rep["sets"]["folders"]["detectors"][name]
+        for key in ("precision", "recall", "f1", "roc_auc", "fpr", "confusion", "per_kind", "per_range"):
+            assert key in r
+        c = r["confusion"]
+        assert c["tp"] + c["fn"] == rep["sets"]["folders"]["positives"] == 24 - rep["sets"]["folders"]["negatives"]
+        assert rep["detectors"][name]["median_ms_per_frame"] > 0
+    assert rep["sets"]["simulated"]["range_axis"] == "link_margin"
+    un = rep["untouched"]
+    assert un["frames"] == 120 and un["clips"][0]["clip"] == "carphone_176x144.mp4"
+    page = (out / "report.html").read_text()
+    assert page.count("<svg") == 3 * 3  # ROC + two histograms for each of the three sets
+    assert 'class="roc"' in page and "untouched clips" in page
+
+
+def test_eval_detect_needs_something_to_evaluate(tmp_path, rtclean_cmd):
+    proc = subprocess.run(rtclean_cmd + ["eval", "detect", "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "rtclean: nothing to evaluate: give --data folders and/or --clips"

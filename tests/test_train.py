@@ -1,0 +1,113 @@
+"""`rtclean train` end to end on a tiny synthesised dataset: Keras training,
+int8 + float32 export, checks with the real ai-edge-litert interpreter and
+the live TFLiteDetector. Needs the [train] extra (TensorFlow); the error
+paths and the no-TensorFlow CLI tests run without it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rtclean.train.synth import synth_dataset
+
+HAVE_TF = importlib.util.find_spec("tensorflow") is not None
+needs_tf = pytest.mark.skipif(not HAVE_TF, reason="TensorFlow not importable (install the [train] extra)")
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory, clips_dir) -> Path:
+    out = tmp_path_factory.mktemp("tinyset")
+    synth_dataset([str(clips_dir / "carphone_176x144.mp4"), str(clips_dir / "bag_handheld_480x360.avi"),
+                   str(clips_dir / "cup_handheld_640x480.mp4")], str(out), 36, seed=3, breakup=0.5)
+    return out
+
+
+@needs_tf
+@pytest.mark.slow
+def test_train_exports_int8_model_that_the_detector_runs(tiny_set, tmp_path, rtclean_cmd):
+    out = tmp_path / "m" / "tiny.tflite"
+    proc = subprocess.run(rtclean_cmd + ["train", "--data", str(tiny_set), "--out", str(out), "--epochs", "2",
+                                         "--val-split", "0.3", "-q"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert out.is_file() and out.with_suffix(".f32.tflite").is_file()
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["classes"] == ["clean", "breakup"] and card["positive_class"] == "breakup"
+    assert card["input"] == [1, 128, 96, 2] and card["bands"] == 16 and 0.0 < card["threshold"] < 1.0
+    assert card["validation"]["frames"] > 0 and "int8" in card["validation"]
+    # int8 reproduces Keras through the live detector class (preprocessing included)
+    assert card["export_check"]["max_abs_diff_frame"] < 0.05
+    assert card["export_check"]["scores_in_range"]
+
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(model_path=str(out),
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp.allocate_tensors()
+    ins, outs = interp.get_input_details(), interp.get_output_details()
+    assert [np.dtype(t["dtype"]) for t in ins + outs] == [np.int8] * 3
+    assert sorted(int(np.prod(o["shape"])) for o in outs) == [1, 16]
+    ops = {op["op_name"] for op in interp._get_ops_details()}
+    allowed = {"CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D", "RESHAPE", "CONCATENATION",
+               "FULLY_CONNECTED", "LOGISTIC", "QUANTIZE", "DEQUANTIZE"}
+    assert ops <= allowed, ops - allowed
+    assert not any(np.dtype(t["dtype"]) == np.float32 for t in interp.get_tensor_details())
+
+    from rtclean.detect.tflite import TFLiteDetector
+    from rtclean.train import data
+
+    det = TFLiteDetector(out)
+    ds = data.load_index([str(tiny_set)])
+    for s in ds.samples[:6]:
+        cur, prev = data.load_pair(s)
+        det.reset()
+        det.detect(prev)
+        res = det.detect(cur)
+        assert 0.0 <= res.score <= 1.0 and res.bands.shape == (16,)
+        assert np.all((res.bands >= 0) & (res.bands <= 1))
+    # the float32 model follows the same contract
+    f32 = TFLiteDetector(out.with_suffix(".f32.tflite"))
+    assert 0.0 <= f32.detect(cur).score <= 1.0
+
+
+@pytest.mark.parametrize("layout", ["empty", "one_class"])
+def test_train_rejects_unusable_dataset_with_one_line(tmp_path, rtclean_cmd, layout):
+    root = tmp_path / "ds"
+    root.mkdir()
+    if layout == "one_class":
+        (root / "breakup").mkdir()
+        (root / "breakup" / "x.png").write_bytes(b"not read before the class check")
+    proc = subprocess.run(rtclean_cmd + ["train", "--data", str(root), "--out", str(tmp_path / "m.tflite")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"rtclean: {root}: expected two class folders")
+
+
+def test_help_does_not_import_tensorflow():
+    code = ("import sys; from rtclean.cli import build_parser; build_parser(); "
+            "print('tensorflow' in sys.modules or 'keras' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "False"
+
+
+def test_train_without_tensorflow_says_how_to_install(tiny_set, tmp_path):
+    """With TensorFlow hidden (a meta-path finder that refuses it) the
+    command ends with the one install line."""
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('tensorflow', 'keras'):\n"
+        "            raise ImportError('blocked for the test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from rtclean.cli import main\n"
+        f"sys.exit(main(['train', '--data', {str(tiny_set)!r}, '--out', {str(tmp_path / 'm.tflite')!r}]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "rtclean: training needs TensorFlow: pip install 'rtclean[train]'"
