@@ -20,11 +20,9 @@ replaces-and-sets a per-stream asyncio.Event: waiting clients sleep, no polling.
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import logging
 import math
-import os
 import socket
 import threading
 from collections.abc import Callable
@@ -33,7 +31,7 @@ from pathlib import Path
 from aiohttp import web
 
 from rtclean.config import LiveConfig
-from rtclean.errors import RtcleanError
+from rtclean.errors import RtcleanError, listen_error
 from rtclean.live import metrics
 from rtclean.live.hub import STREAMS, LiveHub, LiveJpeg
 
@@ -62,20 +60,6 @@ def _jsonable(v):
     if hasattr(v, "item") and getattr(v, "shape", None) == ():  # numpy scalar
         return _jsonable(v.item())
     return str(v)
-
-
-def _listen_error(host: str, port: int, e: OSError) -> RtcleanError:
-    if isinstance(e, socket.gaierror):
-        reason = f"unknown host ({e.strerror})"
-    elif e.errno is not None and e.errno > 0:
-        reason = os.strerror(e.errno).lower()
-    elif "could not bind on any address" in str(e):
-        # Python 3.13's asyncio drops EADDRNOTAVAIL (host not an address of
-        # this machine) and raises this errno-less message instead.
-        reason = os.strerror(errno.EADDRNOTAVAIL).lower()
-    else:
-        reason = str(e)
-    return RtcleanError(f"live view: cannot listen on {host}:{port}: {reason}")
 
 
 class LiveServer:
@@ -114,7 +98,7 @@ class LiveServer:
             self._thread = None
             err = self._start_error
             if isinstance(err, OSError):
-                raise _listen_error(self.cfg.host, self.cfg.port, err) from None
+                raise listen_error("live view", self.cfg.host, self.cfg.port, err) from None
             raise RtcleanError(f"live view: cannot start: {err}") from None
         self.hub.add_listener(self._on_jpeg)
         log.info("live view at %s", self.url)

@@ -24,12 +24,10 @@ check and the move, so two requests cannot interleave there.
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import logging
 import os
 import signal
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +35,7 @@ import cv2
 import numpy as np
 from aiohttp import web
 
-from rtclean.errors import RtcleanError
+from rtclean.errors import listen_error
 from rtclean.train.dataset import (MAX_CLASSES, PREV_DIR, DatasetError, class_folders, image_names,
                                    is_image_name)
 
@@ -273,7 +271,7 @@ class LabelServer:
         except OSError as e:
             await self._runner.cleanup()
             self._runner = None
-            raise _listen_error(self.host, self.port, e) from None
+            raise listen_error("labelling page", self.host, self.port, e) from None
         host, self.port = self._runner.addresses[0][:2]
         self.url = f"http://[{host}]:{self.port}/" if ":" in host else f"http://{host}:{self.port}/"
         return self.url
@@ -346,18 +344,6 @@ class LabelServer:
             return _error(404, str(e))
         ctype = CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
         return web.FileResponse(path, headers={**headers, "Content-Type": ctype})
-
-
-def _listen_error(host: str, port: int, e: OSError) -> RtcleanError:
-    if isinstance(e, socket.gaierror):
-        reason = f"unknown host ({e.strerror})"
-    elif e.errno is not None and e.errno > 0:
-        reason = os.strerror(e.errno).lower()
-    elif "could not bind" in str(e):
-        reason = os.strerror(errno.EADDRNOTAVAIL).lower()
-    else:
-        reason = str(e)
-    return RtcleanError(f"labelling page: cannot listen on {host}:{port}: {reason}")
 
 
 async def serve(root: str | Path, host: str, port: int, announce=print) -> None:
