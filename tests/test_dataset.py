@@ -197,6 +197,21 @@ def test_dataset_group_registers_synth_with_its_options(rtclean_cmd):
     assert r.returncode == 2 and "--clips" in r.stderr
 
 
+def test_synth_cli_content_variety(tmp_path, rtclean_cmd, clips_dir):
+    """--passes/--demo/--compress reach the generator: varied passes and
+    procedural scenery appear in the dataset; bad values are one line."""
+    out = tmp_path / "v"
+    r = run([*rtclean_cmd, "dataset", "synth", "--clips", str(clips_dir / "carphone_176x144.mp4"), "--out",
+             str(out), "--frames", "12", "--sim", "image", "--passes", "2", "--demo", "1", "--compress", "0.5"])
+    assert r.returncode == 0, r.stderr
+    assert "(3 content passes)" in r.stdout
+    names = {p.name for p in out.glob("*/*.png")}
+    assert any("_v1_" in n for n in names) and any(n.startswith("demo_s") for n in names)
+    r = run([*rtclean_cmd, "dataset", "synth", "--clips", str(clips_dir / "carphone_176x144.mp4"), "--out",
+             str(tmp_path / "w"), "--frames", "4", "--sim", "image", "--demo", "-1"])
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "bad variety settings" in r.stderr
+
+
 # --------------------------------------------------------------------------- label server
 
 

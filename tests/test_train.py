@@ -33,13 +33,18 @@ def tiny_set(tmp_path_factory, clips_dir) -> Path:
 def test_train_exports_int8_model_that_the_detector_runs(tiny_set, tmp_path, rtclean_cmd):
     out = tmp_path / "m" / "tiny.tflite"
     proc = subprocess.run(rtclean_cmd + ["train", "--data", str(tiny_set), "--out", str(out), "--epochs", "2",
-                                         "--val-split", "0.3", "-q"], capture_output=True, text=True, timeout=600)
+                                         "--val-split", "0.5", "-q"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert out.is_file() and out.with_suffix(".f32.tflite").is_file()
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["classes"] == ["clean", "breakup"] and card["positive_class"] == "breakup"
     assert card["input"] == [1, 128, 96, 2] and card["bands"] == 16 and 0.0 < card["threshold"] < 1.0
     assert card["validation"]["frames"] > 0 and "int8" in card["validation"]
+    # validation AUC is tracked per epoch and the best epoch's weights are kept
+    epochs = [h for h in card["history"] if "epoch" in h]
+    assert all("val_auc" in h for h in epochs)
+    best = [h for h in card["history"] if "best_epoch" in h]
+    assert len(best) == 1 and best[0]["best_val_auc"] == max(h["val_auc"] for h in epochs)
     # int8 reproduces Keras through the live detector class (preprocessing included)
     assert card["export_check"]["max_abs_diff_frame"] < 0.05
     assert card["export_check"]["scores_in_range"]
@@ -111,3 +116,50 @@ def test_train_without_tensorflow_says_how_to_install(tiny_set, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "rtclean: training needs TensorFlow: pip install 'rtclean[train]'"
+
+
+def test_variety_adds_content_passes_in_the_clip_split_group(tmp_path, clips_dir):
+    from rtclean.train.synth import Variety
+
+    out = tmp_path / "v"
+    synth_dataset([str(clips_dir / "carphone_176x144.mp4")], str(out), 24, seed=4, breakup=0.5,
+                  variety=Variety(passes=2, demo=1, compress=1.0))
+    rows = [json.loads(line) for line in (out / "labels.jsonl").read_text().splitlines()]
+    names = [Path(r["file"]).name for r in rows]
+    assert any(n.startswith("carphone_176x144_s") for n in names)  # pass 0: the clip as is
+    assert any(n.startswith("carphone_176x144_v1_") for n in names)  # pass 1: varied content
+    assert any(n.startswith("demo_s") for n in names)  # procedural scenery
+    groups = {r["clip"] for r in rows}
+    # every pass of a clip stays in the clip's group, so validation never sees its content
+    assert groups == {"carphone_176x144.mp4"} | {r["clip"] for r in rows if Path(r["file"]).name.startswith("demo_s")}
+    import cv2
+
+    p0 = next(out / r["file"] for r in rows if Path(r["file"]).name.startswith("carphone_176x144_s"))
+    p1 = next(out / r["file"] for r in rows if Path(r["file"]).name.startswith("carphone_176x144_v1_"))
+    a, b = cv2.imread(str(p0)), cv2.imread(str(p1))
+    assert a.shape == b.shape and float(np.mean(np.abs(a.astype(int) - b.astype(int)))) > 5
+
+
+@pytest.mark.parametrize("bad", [dict(passes=0), dict(demo=-1), dict(compress=1.5)])
+def test_variety_rejects_bad_settings(tmp_path, clips_dir, bad):
+    from rtclean.errors import RtcleanError
+    from rtclean.train.synth import Variety
+
+    with pytest.raises(RtcleanError, match="bad variety settings"):
+        synth_dataset([str(clips_dir / "carphone_176x144.mp4")], str(tmp_path), 4, seed=1, variety=Variety(**bad))
+
+
+def test_augment_keeps_pairs_coherent_and_fakes_scene_cuts():
+    from rtclean.train.trainer import CUT_SHARE, _augment
+
+    rng = np.random.default_rng(0)
+    n = 400
+    base = rng.random((n, 16, 12, 1), dtype=np.float32)
+    x = np.concatenate([base, base], axis=-1)  # previous frame == current frame
+    out = _augment(x, np.random.default_rng(1))
+    assert out.shape == x.shape and out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
+    diff = np.abs(out[..., 0] - out[..., 1]).mean(axis=(1, 2))
+    cuts = diff > 0.1  # noise alone keeps a pair within a few hundredths
+    assert abs(cuts.mean() - CUT_SHARE) < 0.06
+    # photometric changes are the same on both frames of a pair that was not cut
+    assert np.all(diff[~cuts] < 0.03)

@@ -56,11 +56,12 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from rtclean.train.synth import synth_dataset
+    from rtclean.train.synth import Variety, synth_dataset
 
     _logging(args)
+    variety = Variety(passes=args.passes, demo=args.demo, compress=args.compress)
     result = synth_dataset(clips=args.clips, out=args.out, frames=args.frames, seed=args.seed,
-                           standard=args.standard, breakup=args.breakup, sim=args.sim)
+                           standard=args.standard, breakup=args.breakup, sim=args.sim, variety=variety)
     print(result["summary"])
     return 0
 
@@ -125,11 +126,18 @@ def register(sub, common) -> None:
     sy.add_argument("--clips", nargs="+", required=True, metavar="PATH",
                     help="video files or folders of videos (the content)")
     sy.add_argument("--out", required=True, metavar="DIR", help="dataset folder")
-    sy.add_argument("--frames", type=_positive, default=200, metavar="N", help="frames per clip (default 200)")
+    sy.add_argument("--frames", type=_positive, default=200, metavar="N",
+                    help="frames in all, spread over the clips and passes (default 200)")
     sy.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     sy.add_argument("--standard", choices=("pal", "ntsc"), default="pal", help="video standard (default pal)")
     sy.add_argument("--breakup", type=_share, default=0.5, metavar="F",
                     help="share of degraded frames (default 0.5)")
     sy.add_argument("--sim", choices=("analog", "image"), default="analog",
                     help="simulator: the analog channel or the image-domain one (default analog)")
+    sy.add_argument("--passes", type=_positive, default=1, metavar="K",
+                    help="content passes per clip: the clip as is, then random crops/mirrors/levels (default 1)")
+    sy.add_argument("--demo", type=int, default=0, metavar="K",
+                    help="extra passes of procedural FPV scenery as content (default 0)")
+    sy.add_argument("--compress", type=_share, default=0.0, metavar="F",
+                    help="share of passes JPEG-compressed before the simulator (default 0)")
     sy.set_defaults(func=cmd_synth)

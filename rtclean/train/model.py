@@ -29,6 +29,7 @@ from __future__ import annotations
 
 DEFAULT_SIZE = (96, 128)  # (W, H)
 FEATURE_ROWS_PER_FIELD = 16
+FRAME_DROPOUT = 0.3
 
 
 def build_model(h: int = DEFAULT_SIZE[1], w: int = DEFAULT_SIZE[0], channels: int = 2, batch_size: int | None = None):
@@ -79,6 +80,8 @@ def build_model(h: int = DEFAULT_SIZE[1], w: int = DEFAULT_SIZE[0], channels: in
     gavg = layers.AveragePooling2D((rows, fw), name="frame_avg")(x)
     f = layers.Concatenate(name="frame_pool")([gmax, gavg])
     f = layers.Reshape((128,), name="frame_flat")(f)
+    # dropout against memorising scenes (training only: no op in the export)
+    f = layers.Dropout(FRAME_DROPOUT, name="frame_dropout")(f)
     f = layers.Dense(32, activation="relu", name="frame_fc")(f)
     f = layers.Dense(1, name="frame_logit")(f)
     frame = layers.Activation("sigmoid", name="frame")(f)

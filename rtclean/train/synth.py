@@ -154,30 +154,100 @@ def label_record(sf, name: str, cls: str, clip: str, seed: int) -> dict:
     return rec
 
 
+@dataclass(slots=True)
+class Variety:
+    """More content from the same clips (docs/training.md): with only a few
+    clips a model learns the scenes instead of the breakup.
+
+    passes:   times each clip is used; pass 0 is the clip as is, every further
+              pass a fixed random crop (45-100% of each side), mirror and
+              level change, so the content differs but stays temporally
+              coherent (the previous-frame input still matches its motion).
+    demo:     extra passes of clean procedural FPV scenery (DemoFeed truth
+              frames, OSD included), each its own seed and split group.
+    compress: share of passes whose content is JPEG round-tripped (quality
+              15-70) before the simulator: clean AND broken frames then carry
+              blocking, so compression is no cue for breakup.
+    """
+    passes: int = 1
+    demo: int = 0
+    compress: float = 0.0
+
+
+def _vary(frames: Iterator[np.ndarray], rng: np.random.Generator, identity: bool,
+          jpeg: int | None) -> Iterator[np.ndarray]:
+    """One pass's fixed content transform applied to every frame."""
+    fy, fx = rng.uniform(0.45, 1.0, 2)
+    oy, ox = rng.uniform(0.0, 1.0, 2)
+    flip = bool(rng.random() < 0.5)
+    gain, gamma = rng.uniform(0.75, 1.2), rng.uniform(0.7, 1.4)
+    lut = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma * gain, 0, 255).astype(np.uint8)
+    for f in frames:
+        if not identity:
+            h, w = f.shape[:2]
+            ch, cw = max(16, int(h * fy)), max(16, int(w * fx))
+            y0, x0 = int((h - ch) * oy), int((w - cw) * ox)
+            f = f[y0:y0 + ch, x0:x0 + cw]
+            if flip:
+                f = f[:, ::-1]
+            f = cv2.LUT(np.ascontiguousarray(f), lut)
+        if jpeg is not None:
+            ok, buf = cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, jpeg])
+            if ok:
+                f = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        yield f
+
+
+def _demo_frames(seed: int, standard: str, n: int) -> Iterator[np.ndarray]:
+    from rtclean.sim.feed import DemoFeed
+
+    feed = DemoFeed(standard, seed, 0.0)
+    for _ in range(n):
+        yield feed.next().truth
+
+
 def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: str = "pal",
-                  breakup: float = 0.5, sim: str = "image") -> dict:
+                  breakup: float = 0.5, sim: str = "image", variety: Variety | None = None) -> dict:
     """Write about ``frames`` labelled frames (spread evenly over the clips,
     each clip looped if short) into ``out``. Each clip gets its own seed,
-    ``seed * 1000 + clip number``, recorded per frame."""
+    ``seed * 1000 + clip number``, recorded per frame. ``variety`` adds
+    content passes (see Variety); the default is one plain pass per clip."""
     paths = list_clips(clips)
     if frames < 1:
         raise RtcleanError(f"--frames must be at least 1, got {frames}")
     if not 0.0 <= breakup <= 1.0:
         raise RtcleanError(f"--breakup must be in [0, 1], got {breakup}")
+    variety = variety or Variety()
+    if variety.passes < 1 or variety.demo < 0 or not 0.0 <= variety.compress <= 1.0:
+        raise RtcleanError(f"bad variety settings {variety}: passes >= 1, demo >= 0, compress in [0, 1]")
     settings = SimSettings(standard=str(standard).lower(), breakup=float(breakup), sim=sim)
     root = Path(out)
     for d in (root / "breakup", root / "clean", root / ".prev"):
         d.mkdir(parents=True, exist_ok=True)
-    per_clip = math.ceil(frames / len(paths))
+    # (clip name, stem for file names, split group, seed, content frames factory)
+    units = []
+    for ci, clip in enumerate(paths):
+        for k in range(variety.passes):
+            useed = seed * 1000 + ci + 100 * k
+            units.append((clip.name, clip.stem if k == 0 else f"{clip.stem}_v{k}", clip.name, useed, clip, k))
+    for k in range(variety.demo):
+        useed = seed * 1000 + 500 + k
+        units.append((f"demo_s{useed}", f"demo_s{useed}", f"demo_s{useed}", useed, None, k))
+    per_unit = math.ceil(frames / len(units))
     counts = {"breakup": 0, "clean": 0, "ambiguous": 0, "no_signal_check": 0}
     kinds: dict[str, int] = {}
     t0 = time.monotonic()
     written = 0
     with open(root / "labels.jsonl", "a", encoding="utf-8") as labels:
-        for ci, clip in enumerate(paths):
-            clip_seed = seed * 1000 + ci
+        for _name, stem, group, clip_seed, clip, k in units:
+            rng = np.random.default_rng([clip_seed, 4242])
+            jpeg = int(rng.integers(15, 71)) if rng.random() < variety.compress else None
+            if clip is None:
+                content = _vary(_demo_frames(clip_seed, settings.standard, per_unit), rng, True, jpeg)
+            else:
+                content = _vary(read_frames(clip, per_unit, loop=True), rng, k == 0, jpeg)
             prev = None
-            for sf in simulate(read_frames(clip, per_clip, loop=True), clip_seed, settings):
+            for sf in simulate(content, clip_seed, settings):
                 cur, before = sf.image, prev
                 prev = cur
                 if written >= frames:
@@ -187,17 +257,18 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
                     key = "no_signal_check" if sf.label.kind in LEFT_TO_NOSIGNAL else "ambiguous"
                     counts[key] += 1
                     continue
-                name = f"{clip.stem}_s{clip_seed}_{sf.index:05d}.png"
+                name = f"{stem}_s{clip_seed}_{sf.index:05d}.png"
                 if not cv2.imwrite(str(root / cls / name), cur, PNG_FAST) or \
                         not cv2.imwrite(str(root / ".prev" / name), before if before is not None else cur, PNG_FAST):
                     raise RtcleanError(f"{root}: cannot write frames (disk full or not writable?)")
-                labels.write(json.dumps(label_record(sf, name, cls, clip.name, clip_seed)) + "\n")
+                labels.write(json.dumps(label_record(sf, name, cls, group, clip_seed)) + "\n")
                 counts[cls] += 1
                 if cls == "breakup":
                     kinds[sf.label.kind] = kinds.get(sf.label.kind, 0) + 1
                 written += 1
     dt = time.monotonic() - t0
     summary = (f"{root}: {counts['breakup']} breakup + {counts['clean']} clean frames from {len(paths)} clips "
+               f"({len(units)} content passes) "
                f"({settings.sim} simulator, {settings.standard}) in {dt:.1f} s "
                f"({written / max(dt, 1e-9):.1f} frames/s); skipped {counts['ambiguous']} ambiguous and "
                f"{counts['no_signal_check']} frozen")

@@ -94,15 +94,39 @@ def split(ds: data.Dataset, frac: float, seed: int) -> tuple[np.ndarray, np.ndar
     return np.nonzero(~is_val)[0], np.nonzero(is_val)[0]
 
 
+CUT_SHARE = 0.15  # pairs whose previous frame is swapped for another shot's (scene cuts are not breakup)
+NOISE_MAX = 0.01  # luma noise sigma at model resolution, well below the mildest snow
+WEIGHT_DECAY = 1e-4
+PATIENCE = 6  # epochs without a better validation AUC before training stops
+THRESHOLD_CAP = 0.99  # highest threshold picked: confident models need more than the 0.95 default
+
+
 def _augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Gain/offset jitter, the same on both frames of a pair (capture cards
-    and cameras differ in level; breakup does not depend on it)."""
-    gain = rng.uniform(0.8, 1.2, (len(x), 1, 1, 1)).astype(np.float32)
-    off = rng.uniform(-0.08, 0.08, (len(x), 1, 1, 1)).astype(np.float32)
-    return np.clip(x * gain + off, 0.0, 1.0)
+    """Photometric jitter the same on both frames of a pair (capture cards
+    and cameras differ in level and gamma; breakup does not depend on it),
+    weak independent noise, and scene cuts: the previous frame replaced by
+    another sample's, with the label kept, so a change of shot is never
+    evidence of breakup (the untouched clips include hard cuts)."""
+    n = len(x)
+    gain = rng.uniform(0.8, 1.2, (n, 1, 1, 1)).astype(np.float32)
+    off = rng.uniform(-0.08, 0.08, (n, 1, 1, 1)).astype(np.float32)
+    gamma = rng.uniform(0.75, 1.33, (n, 1, 1, 1)).astype(np.float32)
+    out = np.power(np.clip(x, 1e-6, 1.0), gamma) * gain + off
+    if x.shape[-1] == 2 and n > 1:
+        cut = np.nonzero(rng.random(n) < CUT_SHARE)[0]
+        if len(cut):
+            donor = (cut + rng.integers(1, n, len(cut))) % n
+            out[cut, ..., 1] = out[donor, ..., 1]
+    sigma = rng.uniform(0.0, NOISE_MAX, (n, 1, 1, 1)).astype(np.float32)
+    out += rng.standard_normal(out.shape, dtype=np.float32) * sigma
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def fit(model, arrays: dict, train_idx: np.ndarray, epochs: int, seed: int, lr: float) -> list[dict]:
+def fit(model, arrays: dict, train_idx: np.ndarray, epochs: int, seed: int, lr: float,
+        val_idx: np.ndarray | None = None, patience: int = PATIENCE) -> list[dict]:
+    """Train; with validation frames, the weights of the epoch with the best
+    validation ROC AUC are kept and training stops after ``patience``
+    epochs without improvement (the first model overfit after a few epochs)."""
     import tensorflow as tf
 
     y = arrays["y"]
@@ -111,7 +135,7 @@ def fit(model, arrays: dict, train_idx: np.ndarray, epochs: int, seed: int, lr: 
     cw = np.where(y > 0.5, 0.5 / max(pos, 1e-6), 0.5 / max(1 - pos, 1e-6)).astype(np.float32)
     steps = max(1, int(np.ceil(len(train_idx) / BATCH)))
     sched = tf.keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps * max(epochs, 1), alpha=0.05)
-    opt = tf.keras.optimizers.Adam(sched)
+    opt = tf.keras.optimizers.AdamW(sched, weight_decay=WEIGHT_DECAY)
     bce = tf.keras.losses.BinaryCrossentropy(reduction="none")
 
     @tf.function
@@ -128,6 +152,7 @@ def fit(model, arrays: dict, train_idx: np.ndarray, epochs: int, seed: int, lr: 
 
     rng = np.random.default_rng(seed)
     history = []
+    best = None  # (val AUC, epoch, weights)
     for ep in range(epochs):
         t0 = time.monotonic()
         order = rng.permutation(train_idx)
@@ -137,10 +162,27 @@ def fit(model, arrays: dict, train_idx: np.ndarray, epochs: int, seed: int, lr: 
             lf, lb = step(_augment(arrays["x"][b], rng), y[b], cw[b], arrays["bands"][b], arrays["band_weight"][b])
             lfs.append(float(lf))
             lbs.append(float(lb))
-        history.append({"epoch": ep + 1, "frame_loss": float(np.mean(lfs)), "band_loss": float(np.mean(lbs)),
-                        "seconds": round(time.monotonic() - t0, 2)})
-        log.info("epoch %d/%d: frame loss %.4f, band loss %.4f (%.1f s)", ep + 1, epochs,
-                 history[-1]["frame_loss"], history[-1]["band_loss"], history[-1]["seconds"])
+        rec = {"epoch": ep + 1, "frame_loss": float(np.mean(lfs)), "band_loss": float(np.mean(lbs)),
+               "seconds": round(time.monotonic() - t0, 2)}
+        if val_idx is not None and len(val_idx) and len(set(y[val_idx] > 0.5)) == 2:
+            yv = y[val_idx] > 0.5
+            scores = predict_keras(model, arrays["x"][val_idx])
+            rec["val_auc"] = metrics.roc_auc(yv, scores)
+            rec["val_recall_at_fpr"] = metrics.summary(yv, scores, metrics.pick_threshold(yv, scores, MAX_FPR))["recall"]
+        history.append(rec)
+        log.info("epoch %d/%d: frame loss %.4f, band loss %.4f, val AUC %s, val recall at FPR %.1f%% %s (%.1f s)",
+                 ep + 1, epochs, rec["frame_loss"], rec["band_loss"], rec.get("val_auc"), MAX_FPR * 100,
+                 rec.get("val_recall_at_fpr"), rec["seconds"])
+        if "val_auc" in rec:
+            if best is None or rec["val_auc"] > best[0]:
+                best = (rec["val_auc"], ep + 1, [w.copy() for w in model.get_weights()])
+            elif ep + 1 - best[1] >= patience:
+                log.info("early stop: no better validation AUC since epoch %d", best[1])
+                break
+    if best is not None:
+        model.set_weights(best[2])
+        log.info("kept the weights of epoch %d (validation AUC %.4f)", best[1], best[0])
+        history.append({"best_epoch": best[1], "best_val_auc": best[0]})
     return history
 
 
@@ -196,7 +238,7 @@ def train(opts: TrainOptions) -> dict:
              len(ds.samples), int(ds.labels.sum()), ds.classes[1], len(train_idx), len(val_idx), t_load)
     model = build_model(h, w, 2)
     t1 = time.monotonic()
-    history = fit(model, arrays, train_idx, opts.epochs, opts.seed, opts.lr)
+    history = fit(model, arrays, train_idx, opts.epochs, opts.seed, opts.lr, val_idx)
     t_train = time.monotonic() - t1
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -213,7 +255,7 @@ def train(opts: TrainOptions) -> dict:
         k_scores = predict_keras(model, arrays["x"][val_idx])
         q_scores = predict_tflite(out, arrays["x"][val_idx])
         yv = y[val_idx] > 0.5
-        threshold = metrics.pick_threshold(yv, q_scores, MAX_FPR)
+        threshold = metrics.pick_threshold(yv, q_scores, MAX_FPR, hi=THRESHOLD_CAP)
         val_report.update(keras=metrics.summary(yv, k_scores, 0.5), int8=metrics.summary(yv, q_scores, threshold),
                           int8_at_0_5=metrics.summary(yv, q_scores, 0.5))
     rng = np.random.default_rng(opts.seed)
