@@ -285,3 +285,35 @@ def test_source_failure_reconnects_and_keeps_recording(tmp_path):
     assert status["frames"]["in"] == status["frames"]["out"] == 50
     total = sum(count_frames(p) for p in segments(tmp_path / "rec", "clean"))
     assert total == 50
+
+
+def test_warm_up_leaves_no_state_behind():
+    """Warm-up runs every stage once, then forgets: the first real broken
+    frame finds no clean history (signal lost slate), not the warm-up ramp."""
+    from rtclean.frames import LOST, DetectResult, Frame
+    from rtclean.pipeline import FrameProcessor
+
+    cfg = config.Config()
+    proc = FrameProcessor(cfg, 25.0)
+    proc.warm_up((160, 120))
+    white = np.full((120, 160, 3), 255, np.uint8)
+    result = DetectResult(score=1.0)
+    clean, action = proc.repairer.process(Frame(0, 0.0, white), proc.decider.update(result, 0.0), result)
+    assert action == LOST
+    assert not np.array_equal(clean, white)
+
+
+def test_replay_source_paces_from_first_read():
+    from rtclean.sources.replay import ReplaySource
+
+    frames = [np.full((8, 8, 3), i, np.uint8) for i in range(3)]
+    src = ReplaySource(frames, fps=50.0, duration_s=0.2)
+    src.open()
+    time.sleep(0.3)  # a clock started at open() would now deliver a burst
+    t0 = time.monotonic()
+    got = []
+    while (item := src.read()) is not None:
+        got.append(item)
+    elapsed = time.monotonic() - t0
+    assert len(got) == 10 and [int(im[0, 0, 0]) for im, _ in got[:4]] == [0, 1, 2, 0]
+    assert elapsed >= 9 / 50.0 - 0.01

@@ -447,3 +447,25 @@ def test_recorder_rejects_unknown_stream():
 def test_segment_key_equality_ignores_start():
     assert SegmentKey(1, "a", start=1.0) == SegmentKey(1, "a", start=2.0)
     assert SegmentKey(1, "a") != SegmentKey(2, "a")
+
+
+def test_encoder_threads_yield_to_the_live_path(tmp_path):
+    """Recorder threads run at a raised nice value so a busy encoder never
+    delays processing or the live view (Linux schedules threads apart)."""
+    import os
+
+    from rtclean.record.recorder import ENCODER_NICE
+
+    cfg = RecordConfig(dir=str(tmp_path))
+    rec = Recorder("raw", cfg, 25.0, (64, 48))
+    rec.start()
+    try:
+        deadline = time.monotonic() + 5
+        while rec._thread.native_id is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)  # the thread lowers its priority as it starts
+        nice = os.getpriority(os.PRIO_PROCESS, rec._thread.native_id)
+        assert nice == ENCODER_NICE
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < ENCODER_NICE  # only that thread
+    finally:
+        rec.close()
