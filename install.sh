@@ -12,6 +12,11 @@
 #                                        /var/lib/rtclean, systemd unit enabled.
 #   ./install.sh --root DIR              stage the ground-station install into DIR
 #                                        (no apt, no users, no systemctl): for tests.
+#   sudo ./install.sh --uninstall        remove the service, venv and user; keep the
+#                                        config and the recordings (also with --root).
+#
+# Running it again is safe: an edited config is never replaced, and nothing
+# changes when nothing in the checkout changed.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,7 +30,8 @@ while [ $# -gt 0 ]; do
         --system-deps) system_deps=1 ;;
         --train) extras=test,train ;;
         --root) root="${2:?--root needs a directory}"; shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        --uninstall) mode=uninstall ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -85,47 +91,94 @@ if [ "$mode" = dev ]; then
 fi
 
 # ---------------------------------------------------------------- ground station
+[ -z "$root" ] || root="$(mkdir -p "$root" && cd "$root" && pwd)"
 prefix="$root/opt/rtclean"
 etc="$root/etc/rtclean"
 state="$root/var/lib/rtclean"
 unitdir="$root/etc/systemd/system"
 
+if [ -z "$root" ] && [ "$(id -u)" != 0 ]; then
+    die "the system install needs root: sudo ./install.sh (or ./install.sh --dev, or --root DIR)"
+fi
+
+if [ "$mode" = uninstall ]; then
+    if [ -z "$root" ]; then
+        systemctl disable --now rtclean.service 2>/dev/null || true
+    fi
+    rm -f "$unitdir/rtclean.service"
+    rm -rf "$prefix"
+    if [ -z "$root" ]; then
+        systemctl daemon-reload
+        if id rtclean >/dev/null 2>&1; then userdel rtclean || say "could not remove user rtclean"; fi
+    fi
+    say "removed rtclean; kept the config in $etc and the recordings in $state/recordings"
+    exit 0
+fi
+
 if [ -z "$root" ]; then
-    [ "$(id -u)" = 0 ] || die "the system install needs root: sudo ./install.sh (or ./install.sh --dev)"
     pkgs=(python3-venv ffmpeg)
-    # picamera2 only exists in the Raspberry Pi OS archive.
+    # picamera2 (and libcamera) only exist in the Raspberry Pi OS archive.
     if apt-cache show python3-picamera2 >/dev/null 2>&1; then pkgs+=(python3-picamera2); fi
     apt_install "${pkgs[@]}"
     if ! id rtclean >/dev/null 2>&1; then
         useradd --system --home-dir /var/lib/rtclean --shell /usr/sbin/nologin rtclean
     fi
-    for g in video render plugdev; do
-        getent group "$g" >/dev/null && usermod -aG "$g" rtclean
+    # video: V4L2 capture cards and the Pi's codecs; render: GPU/encoder nodes;
+    # plugdev: a Coral USB stick (libedgetpu's udev rule); apex: a Coral PCIe card.
+    for g in video render plugdev apex; do
+        if getent group "$g" >/dev/null && ! id -nG rtclean | tr ' ' '\n' | grep -qx "$g"; then
+            usermod -aG "$g" rtclean
+        fi
     done
 fi
 
 mkdir -p "$prefix" "$etc" "$state/recordings" "$unitdir"
 # --system-site-packages: picamera2 and libcamera come from apt, not PyPI.
-make_venv "$prefix/venv" --system-site-packages
-"$prefix/venv/bin/python" -m pip install -q "$here"
+# The venv is built once, the package reinstalled only when the checkout
+# changed (a stamp of its files), so a rerun changes nothing.
+if [ ! -x "$prefix/venv/bin/python" ]; then
+    make_venv "$prefix/venv" --system-site-packages
+fi
+stamp="$(cd "$here" && find pyproject.toml rtclean -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 \
+         | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$prefix/.source-stamp" 2>/dev/null)" != "$stamp" ]; then
+    "$prefix/venv/bin/python" -m pip install -q "$here"
+    echo "$stamp" > "$prefix/.source-stamp"
+    say "installed rtclean into $prefix/venv"
+else
+    say "rtclean in $prefix/venv is up to date"
+fi
+# install -C copies only what differs, so unchanged files keep their times.
+(cd "$here" && find models -type f) | while read -r f; do
+    install -C -D -m 0644 "$here/$f" "$prefix/$f"
+done
 mkdir -p "$prefix/models"
-cp -r "$here/models/." "$prefix/models/"
-cp "$here/README.md" "$prefix/README.md"
+install -C -m 0644 "$here/README.md" "$prefix/README.md"
 # Never overwrite a config the user has edited.
 if [ ! -e "$etc/rtclean.yaml" ]; then
-    cp "$here/config/rtclean.yaml" "$etc/rtclean.yaml"
+    install -m 0644 "$here/config/rtclean.yaml" "$etc/rtclean.yaml"
     say "installed default config $etc/rtclean.yaml"
 else
     say "kept existing config $etc/rtclean.yaml"
 fi
-install -m 0644 "$here/systemd/rtclean.service" "$unitdir/rtclean.service"
+install -C -m 0644 "$here/systemd/rtclean.service" "$unitdir/rtclean.service"
+
+# Where the live view will be: live.host / live.port of the installed config.
+port=$(sed -n '/^live:/,/^[^ #]/s/^  port: *\([0-9]*\).*/\1/p' "$etc/rtclean.yaml" | head -n1)
+host=$(sed -n '/^live:/,/^[^ #]/s/^  host: *\([^ #]*\).*/\1/p' "$etc/rtclean.yaml" | head -n1)
+case "${host:-127.0.0.1}" in
+    0.0.0.0|::|"") host="$(hostname -I 2>/dev/null | awk '{print $1}')"; host="${host:-$(hostname)}" ;;
+esac
+url="http://${host:-127.0.0.1}:${port:-8080}/"
 
 if [ -z "$root" ]; then
     chown -R rtclean:rtclean "$state"
     systemctl daemon-reload
     systemctl enable --now rtclean.service
-    port=$(sed -n 's/^  port: *\([0-9]*\).*/\1/p' "$etc/rtclean.yaml" | head -n1)
-    say "rtclean is running: live view on http://$(hostname -I 2>/dev/null | awk '{print $1}'):${port:-8080}/"
+    say "rtclean is running (systemctl status rtclean; journalctl -u rtclean)"
+    say "live view: $url"
+    say "check the set-up with: sudo -u rtclean $prefix/venv/bin/rtclean check --config $etc/rtclean.yaml"
 else
     say "staged into $root"
+    say "live view (once running): $url"
 fi

@@ -80,6 +80,20 @@ def run_bench(cfg: Config, frames: int = 300, live_seconds: float = 8.0) -> dict
             rep.process(f, Decision(True, run_ms=(j - 1) * 40.0), DetectResult(1.0))
             times.append((time.perf_counter() - t0) * 1e3)
     stages["repair"] = percentiles(times)
+    # The finer repair levels, each on top of such a prediction (the cost
+    # they add to "repair"): pixels (click streaks), field, band (3 of 16,
+    # checked against the prediction on the 13 intact ones), field_all (a
+    # whole field rebuilt: the worst case).
+    from rtclean.repair import localise
+
+    pred = clip[0].truth
+    hot = np.zeros(16, bool)
+    hot[5:8] = True
+    for kind, plan in (("pixels", localise.Plan(localise.PIXELS)), ("field", localise.Plan(localise.FIELD, hot, 0)),
+                       ("field_all", localise.Plan(localise.FIELD, np.ones(16, bool), 0)),
+                       ("band", localise.Plan(localise.BAND, hot, intact=~hot))):
+        stages[f"repair_{kind}"] = percentiles(
+            _time(lambda im, p=plan: localise.apply(p, im, pred, cfg.repair.feather), images))
 
     q = cfg.live.jpeg_quality
     stages["jpeg"] = percentiles(_time(lambda im: cv2.imencode(".jpg", im, [cv2.IMWRITE_JPEG_QUALITY, q]), images))
@@ -96,18 +110,52 @@ def run_bench(cfg: Config, frames: int = 300, live_seconds: float = 8.0) -> dict
         demo_cfg = copy.deepcopy(cfg)
         demo_cfg.source.demo.realtime = True
         demo = _live_run(demo_cfg, f"{d}/demo", live_seconds, DemoSource(demo_cfg.source.demo))
+        # Web clients cost: the same paced live path with 0, 1 and 4 live
+        # clients plus an open dashboard (status and timeline polled 1/s).
+        clients = {}
+        for n, dash in ((0, False), (1, False), (4, True)):
+            key = f"{n}+dashboard" if dash else str(n)
+            clients[key] = _live_run(cfg, f"{d}/clients{n}", live_seconds,
+                                     ReplaySource(images, fps, duration_s=None), clients=n, dashboard=dash)
+        # The offline cleaner on a 720x576 25 fps goggle file, decode and encode included.
+        from rtclean.offline.speed import measure_offline
+
+        offline = measure_offline(cfg, images, fps, d)
 
     for name, s in stages.items():
         if name != "baseline_blur5":
             s["ratio_to_baseline"] = round(s["median_ms"] / max(stages["baseline_blur5"]["median_ms"], 1e-6), 2)
     return {"size": list(SIZE), "threads": 1, "frames": len(images), "stages": stages,
             "live_latency": live.pop("latency"), "live": live,
-            "demo": {"latency": demo.pop("latency"), **demo}}
+            "demo": {"latency": demo.pop("latency"), **demo},
+            "clients": _clients_summary(clients), "offline": offline}
 
 
-def _live_run(cfg: Config, tmpdir: str, seconds: float, source) -> dict:
+def _clients_summary(runs: dict) -> dict:
+    """Per scenario: process latency p99, capture-to-JPEG p99, CPU; and the
+    rise of 4 clients + dashboard over none (latency, CPU) and over one
+    client (capture-to-JPEG, which does not exist without a client)."""
+    out = {k: {"process_p99_ms": r["process_latency"]["p99_ms"], "process_median_ms": r["process_latency"]["median_ms"],
+               "jpeg_p99_ms": r["latency"]["p99_ms"], "cpu_percent": r["cpu_percent"],
+               "frames_in": r["frames_in"], "jpeg_encodes": r["jpeg_encodes"]} for k, r in runs.items()}
+
+    def rise(a, b):
+        return None if not a or b is None else round((b - a) / a * 100, 1)
+
+    zero, one, four = out["0"], out["1"], out["4+dashboard"]
+    out["rise_pct"] = {"process_p99_vs_0": rise(zero["process_p99_ms"], four["process_p99_ms"]),
+                       "cpu_vs_0": rise(zero["cpu_percent"], four["cpu_percent"]),
+                       "jpeg_p99_vs_1": rise(one["jpeg_p99_ms"], four["jpeg_p99_ms"]),
+                       "cpu_vs_1": rise(one["cpu_percent"], four["cpu_percent"])}
+    return out
+
+
+def _live_run(cfg: Config, tmpdir: str, seconds: float, source, clients: int = 1,
+              dashboard: bool = False) -> dict:
     """``source`` through the whole live pipeline, recording both streams,
-    with one client on the clean MJPEG stream so live JPEGs are really made."""
+    with ``clients`` on the clean MJPEG stream (JPEGs are made only while
+    someone watches) and, with ``dashboard``, a page's polling of the
+    status and timeline once a second."""
     import threading
     import urllib.request
 
@@ -116,6 +164,7 @@ def _live_run(cfg: Config, tmpdir: str, seconds: float, source) -> dict:
     c = copy.deepcopy(cfg)
     c.record.enabled = True
     c.record.dir = tmpdir
+    c.record.start_after_s = 0.0  # record from the first frame (a live run waits 1 s for a steady signal)
     c.live.enabled = True
     c.live.host = "127.0.0.1"
     c.live.port = 0
@@ -133,8 +182,27 @@ def _live_run(cfg: Config, tmpdir: str, seconds: float, source) -> dict:
         except Exception:
             pass  # the stream ends when the server stops
 
-    threading.Thread(target=watch, daemon=True).start()
+    def poll() -> None:
+        for _ in range(400):
+            if pipe.server is not None and getattr(pipe.server, "url", None):
+                break
+            time.sleep(0.05)
+        while not pipe._stop.is_set():
+            try:
+                for path in ("/api/status", "/api/timeline?seconds=300&bins=300"):
+                    with urllib.request.urlopen(pipe.server.url + path, timeout=5) as r:
+                        r.read()
+            except Exception:
+                return  # the server stopped
+            time.sleep(1.0)
+
+    for _ in range(clients):
+        threading.Thread(target=watch, daemon=True).start()
+    if dashboard:
+        threading.Thread(target=poll, daemon=True).start()
+    cpu0, t0 = time.process_time(), time.monotonic()
     status = pipe.run()
+    cpu_percent = round((time.process_time() - cpu0) / (time.monotonic() - t0) * 100, 1)
     lat = pipe.hub.latency.values()
     return {
         # capture time stamp -> clean JPEG ready for the live clients
@@ -146,6 +214,8 @@ def _live_run(cfg: Config, tmpdir: str, seconds: float, source) -> dict:
         "fps_in": round(status["frames"]["in"] / seconds, 2),
         "drops": status["drops"],
         "repairs": status["repairs"],
+        "cpu_percent": cpu_percent,  # whole process (encoders too), % of one core
+        "jpeg_encodes": pipe.hub.stats()["streams"]["clean"]["encodes"],
     }
 
 
@@ -160,4 +230,17 @@ def format_table(r: dict) -> str:
         lines.append(f"{title}: capture to JPEG median {lv['median_ms']} ms, p99 {lv['p99_ms']} ms; "
                      f"{run['frames_in']} frames in {run['seconds']:.0f} s ({run['fps_in']} fps), "
                      f"drops {run['drops']}")
+    o = r.get("offline")
+    if o:
+        lines.append(f"offline clean, {o['size'][0]}x{o['size'][1]} {o['fps']:g} fps AVI/MJPEG+PCM: one file "
+                     f"{o['single']['x_realtime']}x real time (CPU {o['single']['cpu_x_realtime']}x per core), "
+                     f"{o['batch']['files']} files on {o['batch']['jobs']} workers {o['batch']['x_realtime']}x")
+    c = r.get("clients")
+    if c:
+        for k in ("0", "1", "4+dashboard"):
+            x = c[k]
+            lines.append(f"live clients {k:<12} process p99 {x['process_p99_ms']} ms, capture to JPEG p99 "
+                         f"{x['jpeg_p99_ms']} ms, CPU {x['cpu_percent']}% of a core, "
+                         f"{x['jpeg_encodes']} JPEGs for {x['frames_in']} frames")
+        lines.append("4 clients + dashboard, rise in %: " + ", ".join(f"{k} {v}" for k, v in c["rise_pct"].items()))
     return "\n".join(lines)

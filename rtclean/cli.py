@@ -61,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rtclean.sources import make_source
 
     source = make_source(cfg.source, duration_s=None)
-    pipeline = LivePipeline(cfg, source, duration_s=args.duration)
+    pipeline = LivePipeline(cfg, source, duration_s=args.duration, wait_for_source=args.wait_for_source)
     pipeline.install_signal_handlers()
     status = pipeline.run()
     log.info("done: %d frames in, %d out, drops %s, repairs %s",
@@ -85,15 +85,11 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from rtclean.offline.files import clean_file
+    from rtclean.offline.commands import run_clean
 
     cfg = _config(args)
     _setup_logging(_level(args, cfg, batch=True))
-    report = clean_file(cfg, args.input, args.output, live=args.live, lossless=args.lossless,
-                        report_path=args.report)
-    print(f"{args.output}: {len(report['frames'])} frames, {report['replaced']} replaced "
-          f"in {report['seconds']:.1f} s")
-    return _truncated(report)
+    return run_clean(args, cfg)  # single file or batch; exit status as _truncated()
 
 
 EXIT_TRUNCATED = 3
@@ -127,6 +123,32 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rtclean.service.check import FAIL, run_check
+
+    cfg = _config(args)  # an invalid config already exits 2 here, naming the key
+    _setup_logging("warning")
+    findings = run_check(cfg, args.config, Path(__file__).resolve().parent.parent)
+    print("rtclean check:")
+    for f in findings:
+        print(f.line())
+    failed = [f for f in findings if f.level == FAIL]
+    print(f"{len(failed)} problem(s) found" if failed else "ready")
+    return 1 if failed else 0
+
+
+def cmd_soak(args: argparse.Namespace) -> int:
+    from rtclean.service.soak import format_soak, run_soak
+
+    cfg = _config(args)
+    _setup_logging(_level(args, cfg, batch=True))
+    result = run_soak(cfg, args.minutes, sample_s=args.sample_s, keep_dir=args.keep)
+    print(json.dumps(result, indent=1) if args.json else format_soak(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rtclean", description="Real-time cleaning of analog FPV video.")
     p.add_argument("--version", action="version", version=f"rtclean {__version__}")
@@ -144,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--demo", action="store_true", help="use the built-in simulated FPV feed")
     r.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     r.add_argument("--status-json", metavar="PATH", help="write the final status here on exit")
+    r.add_argument("--wait-for-source", action="store_true",
+                   help="a capture device missing at start is retried (NO SIGNAL meanwhile) instead of "
+                        "failing: what the systemd service uses")
     r.set_defaults(func=cmd_run)
 
     d = sub.add_parser("detect", help="score every frame of a video file for breakup")
@@ -152,14 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", metavar="OUT.json", help="write per-frame scores here")
     d.set_defaults(func=cmd_detect)
 
-    c = sub.add_parser("clean", help="repair the breakup in a video file")
+    c = sub.add_parser("clean", help="repair the breakup in video files (several in parallel)")
     common(c)
-    c.add_argument("input", help="video file")
-    c.add_argument("-o", "--output", required=True, help="output video file")
-    c.add_argument("--live", action="store_true", help="use only past frames (what the live view shows)")
-    c.add_argument("--lossless", action="store_true", help="write FFV1 in Matroska (exact pixels)")
-    c.add_argument("--report", metavar="R.json", help="write the per-frame report here")
+    from rtclean.offline.commands import add_clean_arguments, register_interpolate
+
+    add_clean_arguments(c)
     c.set_defaults(func=cmd_clean)
+    register_interpolate(sub, common)
 
     b = sub.add_parser("bench", help="measure per-stage speed and live latency at 720x576")
     common(b)
@@ -167,6 +191,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--frames", type=int, default=300, help="frames per stage measurement")
     b.add_argument("--live-seconds", type=float, default=8.0, help="duration of the live-path run")
     b.set_defaults(func=cmd_bench)
+
+    k = sub.add_parser("check", help="check config, model, runtime, capture device and free space")
+    common(k)
+    k.add_argument("--demo", action="store_true", help="check with the built-in simulated feed as the source")
+    k.set_defaults(func=cmd_check)
+
+    so = sub.add_parser("soak", help="run the demo while recording for N minutes: RSS, drops, latency, files")
+    common(so)
+    so.add_argument("--minutes", type=float, default=30.0, help="how long (default 30)")
+    so.add_argument("--sample-s", type=float, default=10.0, help="RSS sampling period in seconds")
+    so.add_argument("--keep", metavar="DIR", help="record into DIR and keep the files (default: a temporary directory)")
+    so.add_argument("--json", action="store_true", help="print JSON")
+    so.set_defaults(func=cmd_soak)
 
     # Dataset, training and evaluation tools register their own sub-commands
     # (their heavy imports, TensorFlow included, happen only when run).

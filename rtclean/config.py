@@ -63,8 +63,11 @@ class FileSourceConfig:
 @dataclass
 class DemoConfig:
     standard: str = spec("pal", choices=("pal", "ntsc"))
-    seed: int = spec(1, lo=0, hi=2**31 - 1)
-    breakup: float = spec(0.15, lo=0.0, hi=1.0, doc="share of time the link is degraded")
+    channel: str = spec("analog", choices=("analog", "image"),
+                        doc="analog: the shipped loop rendered through the physical FM/composite simulator; "
+                            "image: the live image-domain simulator (uses seed and breakup)")
+    seed: int = spec(1, lo=0, hi=2**31 - 1, doc="image channel only")
+    breakup: float = spec(0.15, lo=0.0, hi=1.0, doc="share of time the link is degraded (image channel only)")
     realtime: bool = spec(True, doc="pace at the standard's frame rate")
     width: int = spec(0, lo=0, hi=4096, doc="0 = the standard's size (720 wide)")
 
@@ -82,7 +85,7 @@ class SourceConfig:
 @dataclass
 class DetectConfig:
     detector: str = spec("auto", choices=("auto", "classical", "tflite"),
-                         doc="auto: the TFLite model if one loads, else classical")
+                         doc="auto: the TFLite model together with the classical detector if the model loads, else classical")
     model: str = spec("models/breakup.tflite", doc="TFLite model (relative to the package root or absolute)")
     delegate: str = spec("cpu", choices=("cpu", "edgetpu"))
     threshold: float = spec(0.5, lo=0.0, hi=1.0, doc="score at or above which a frame is broken")
@@ -100,6 +103,13 @@ class RepairConfig:
                         doc="overlay: frozen last clean frame + SIGNAL LOST; raw: show the input")
     flow_width: int = spec(180, lo=32, hi=1920, doc="width at which optical flow is computed")
     history: int = spec(3, lo=2, hi=16, doc="clean frames kept for prediction")
+    band_threshold: float = spec(0.5, lo=0.0, hi=1.0,
+                                 doc="band (or field) score at or above which only that band (field) is replaced")
+    band_max_share: float = spec(0.6, lo=0.0, hi=1.0,
+                                 doc="share of damaged bands above which the whole frame is replaced")
+    feather: int = spec(8, lo=0, hi=64, doc="lines over which a replaced band fades into an intact one")
+    osd_frames: int = spec(12, lo=0, hi=255,
+                           doc="clean frames a detailed pixel must stay unchanged to count as OSD (0 = off)")
 
 
 @dataclass
@@ -116,6 +126,12 @@ class RecordConfig:
     bitrate_kbps: int = spec(4000, lo=100, hi=100000,
                              doc="h264_v4l2m2m bitrate; libx264 caps CRF at 2x this (full-screen snow)")
     sidecar: bool = spec(True, doc="per-frame JSON lines beside each clean segment")
+    auto: bool = spec(True, doc="start and stop with the video signal; false: only when started by hand")
+    start_after_s: float = spec(1.0, lo=0, hi=600, doc="signal present this long before recording starts")
+    stop_after_s: float = spec(10.0, lo=0, hi=3600, doc="signal lost this long before recording stops")
+    min_free_mb: int = spec(500, lo=0, hi=10_000_000,
+                            doc="free space kept by deleting the oldest finished recordings")
+    mp4: bool = spec(True, doc="remux each finished segment to MP4 (browser-playable, no re-encode)")
 
 
 @dataclass
@@ -125,7 +141,21 @@ class LiveConfig:
     port: int = spec(8080, lo=0, hi=65535)
     jpeg_quality: int = spec(80, lo=10, hi=100)
     mark_repaired: bool = spec(True, doc="tag synthesized frames in the live view")
-    max_clients: int = spec(16, lo=1, hi=1000)
+    max_clients: int = spec(16, lo=1, hi=1000, doc="live stream connections served at once (503 beyond)")
+    token: str = spec("", doc="secret for state-changing web controls; empty = those controls disabled")
+    timeline_s: float = spec(300.0, lo=10, hi=3600, doc="seconds of breakup-score history the page draws")
+
+
+@dataclass
+class DisplayConfig:
+    enabled: bool = spec(False, doc="show the clean feed on a local screen (HDMI); needs the [display] extra")
+    driver: str = spec("auto", choices=("auto", "kmsdrm", "x11", "wayland", "dummy", "offscreen"),
+                       doc="SDL video driver; auto = SDL's choice (KMSDRM on a Pi console)")
+    fullscreen: bool = spec(True)
+    width: int = spec(0, lo=0, hi=7680, doc="window size when not fullscreen; 0 = the picture's size")
+    height: int = spec(0, lo=0, hi=4320)
+    status_line: bool = spec(True, doc="fps, breakup rate and recording state along the bottom")
+    lost_after_s: float = spec(1.0, lo=0.1, hi=60, doc="no frame for this long = SIGNAL LOST overlay")
 
 
 @dataclass
@@ -135,6 +165,7 @@ class Config:
     repair: RepairConfig = field(default_factory=RepairConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
     log_level: str = spec("info", choices=("debug", "info", "warning", "error"))
     threads: int = spec(1, lo=1, hi=16, doc="OpenCV threads for the per-frame path")
 

@@ -37,6 +37,9 @@ class DetectResult:
     bands: np.ndarray | None = None  # per horizontal band scores in [0, 1], top to bottom
     no_signal: str | None = None  # "blue", "black", "frozen" when the picture is not video
     features: dict[str, float] = field(default_factory=dict)  # for reports and tuning
+    # per field scores in [0, 1]: (even lines, odd lines); None when the
+    # detector cannot tell the fields apart (field repair is then not tried)
+    fields: np.ndarray | None = None
 
 
 @dataclass(slots=True)

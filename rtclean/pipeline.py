@@ -7,8 +7,10 @@
 ``LivePipeline`` wires it between a capture thread and the consumers:
 
     capture thread ──► input queue (2) ──► process (this thread) ──► LiveHub (latest only)
-                                                         ├──► raw Recorder   (bounded, drop-oldest)
-                                                         └──► clean Recorder (bounded, drop-oldest)
+                                                         ├──► extra consumers (``consumers``)
+                                                         └──► Dvr: auto start/stop, retention,
+                                                               raw + clean Recorder (bounded,
+                                                               drop-oldest), MP4 remux
 
 Nothing downstream can block capture: live sources hand frames over through a
 drop-oldest queue of two frames. Two, not one: a capture thread that was
@@ -37,9 +39,10 @@ from rtclean.detect import make_detector
 from rtclean.detect.base import Detector
 from rtclean.detect.decide import Decider
 from rtclean.detect.nosignal import NoSignalCheck
-from rtclean.errors import SourceError
+from rtclean.errors import RtcleanError, SourceError
 from rtclean.frames import LOST, PASS, Decision, DetectResult, Frame, Processed
 from rtclean.mailbox import DropOldestQueue
+from rtclean.record.library import RecordingLibrary
 from rtclean.repair.overlay import slate
 from rtclean.repair.repairer import Repairer
 from rtclean.service.notify import Notifier
@@ -121,10 +124,18 @@ class LivePipeline:
     ``duration_s`` passes or ``stop()`` is called (SIGINT/SIGTERM)."""
 
     def __init__(self, cfg: Config, source: Source, duration_s: float | None = None,
-                 notifier: Notifier | None = None) -> None:
+                 notifier: Notifier | None = None, *, wait_for_source: bool = False,
+                 free_bytes=None, recorder_cls=None) -> None:
+        """``wait_for_source``: a live source that cannot be opened at start
+        (capture card not plugged in yet) is retried with backoff while the
+        live view shows NO SIGNAL, instead of failing (the service does this;
+        an interactive run fails with one line). ``free_bytes`` (directory ->
+        bytes) and ``recorder_cls`` replace the DVR's free-space probe and
+        Recorder class: tests give a small virtual disk or a stalling encoder."""
         self.cfg = cfg
         self.source = source
         self.duration_s = duration_s
+        self.wait_for_source = wait_for_source
         self.notifier = notifier or Notifier()
         self._stop = threading.Event()
         self._capture_error: BaseException | None = None
@@ -138,8 +149,15 @@ class LivePipeline:
         self.processor: FrameProcessor | None = None
         self.hub = None
         self.server = None
-        self.recorders: dict = {}
-        self.clock = None
+        self.dvr = None  # rtclean.record.dvr.Dvr when recording is enabled
+        self._dvr_options = {k: v for k, v in (("free_bytes", free_bytes), ("recorder_cls", recorder_cls))
+                             if v is not None}
+        # The recordings browser works even with recording disabled.
+        self.library = RecordingLibrary(cfg.record.dir)
+        # Extra per-frame consumers (e.g. a local display): called with each
+        # Processed frame on the processing thread; they must not block.
+        self.consumers: list = []
+        self.display = None  # rtclean.display.Display when display.enabled
         self._inbox: DropOldestQueue[Frame] | queue.Queue
         self._t_start = time.monotonic()
         self.state = "starting"
@@ -147,9 +165,17 @@ class LivePipeline:
     # ------------------------------------------------------------------ set-up
 
     def _open(self) -> None:
-        self.source.open()  # SourceError: one clear line, exit 1
+        try:
+            self.source.open()  # SourceError: one clear line, exit 1
+        except SourceError as e:
+            if not (self.wait_for_source and self.source.live):
+                raise
+            # The capture thread's reconnect loop keeps trying (read() of an
+            # unopened source fails); meanwhile the web view shows NO SIGNAL.
+            log.warning("%s; waiting for it", e)
         fps = self.source.fps or 25.0
-        w, h = self.source.size
+        w, h = self.source.size if all(self.source.size) else self._nominal_size()
+        self._size = (w, h)
         log.info("source %s open: %dx%d at %.3f fps", self.source.name, w, h, fps)
         cv2.setNumThreads(self.cfg.threads)
         self.processor = FrameProcessor(self.cfg, fps)
@@ -157,23 +183,53 @@ class LivePipeline:
         log.info("detector: %s", describe_detector(self.processor.detector))
         self._inbox = DropOldestQueue(INBOX_FRAMES) if self.source.live else queue.Queue(maxsize=4)
         if self.cfg.record.enabled and (self.cfg.record.raw or self.cfg.record.clean):
-            from rtclean.record.recorder import Recorder
-            from rtclean.record.segments import SegmentClock
+            from rtclean.record.dvr import Dvr
 
-            self.clock = SegmentClock(Path(self.cfg.record.dir), self.cfg.record.segment_s)
-            for stream in ("raw", "clean"):
-                if getattr(self.cfg.record, stream):
-                    rec = Recorder(stream, self.cfg.record, fps, (w, h))
-                    rec.start()
-                    self.recorders[stream] = rec
+            self.dvr = Dvr(self.cfg.record, fps, (w, h), **self._dvr_options)
+            self.library = self.dvr.library
         if self.cfg.live.enabled:
             from rtclean.live.hub import LiveHub
             from rtclean.live.server import LiveServer
 
             self.hub = LiveHub(self.cfg.live)
             self.hub.start()
-            self.server = LiveServer(self.cfg.live, self.hub, self.status, self.healthy)
+            # control=self: the web controls use set_recording() and library.
+            self.server = LiveServer(self.cfg.live, self.hub, self.status, self.healthy, control=self)
             self.server.start()  # logs "live view at <url>"
+        if self.cfg.display.enabled and self.display is None:
+            self._open_display()
+
+    def _open_display(self) -> None:
+        """The HDMI output is optional: without pygame or a screen the
+        service still captures, records and serves the web view."""
+        from rtclean.display import Display
+
+        display = Display(self.cfg.display, status=self.status)
+        try:
+            display.start()
+        except RtcleanError as e:
+            log.warning("local display off: %s", e)
+            return
+        self.display = display
+        self.consumers.append(display.show)  # latest-only mailbox: never blocks
+
+    def _nominal_size(self) -> tuple[int, int]:
+        """The configured capture size, for a source not open yet."""
+        sub = getattr(self.cfg.source, self.cfg.source.kind, None)
+        return (getattr(sub, "width", 0) or 720, getattr(sub, "height", 0) or 576)
+
+    def _resize(self, w: int, h: int) -> None:
+        """The source opened late with another size than configured: rebuild
+        what depends on it (nothing was recorded at the old size)."""
+        log.warning("source delivers %dx%d, not the expected %dx%d: adapting", w, h, *self._size)
+        self._size = (w, h)
+        self.processor.warm_up((w, h))
+        if self.dvr is not None:
+            from rtclean.record.dvr import Dvr
+
+            self.dvr.close()
+            self.dvr = Dvr(self.cfg.record, self.source.fps or 25.0, (w, h), **self._dvr_options)
+            self.library = self.dvr.library
 
     # ------------------------------------------------------------------ threads
 
@@ -271,13 +327,16 @@ class LivePipeline:
                     self._handle(frame)
                 if now - last_notify >= 1.0:
                     last_notify = now
+                    if self.dvr is not None:
+                        self.dvr.tick(now)
                     self._heartbeat()
-                self._check_workers()
         except KeyboardInterrupt:
             log.info("interrupted")
         finally:
             self._stop.set()
-            capture.join(timeout=5)
+            # Short: a capture thread stuck in a hung driver is a daemon and
+            # must not eat the 5 s that SIGTERM allows for finishing files.
+            capture.join(timeout=1)
             self.state = "stopped"
             self.notifier.stopping()
             self._shutdown()
@@ -292,14 +351,17 @@ class LivePipeline:
 
     def _handle(self, frame: Frame) -> None:
         """One frame through the per-frame path and out to every consumer."""
+        h, w = frame.image.shape[:2]
+        if (w, h) != self._size:
+            self._resize(w, h)
         p = self.processor.process(frame)
         self.state = "no_signal" if p.decision.no_signal else "running"
-        if self.clock is not None:
-            key = self.clock.key(frame.t)
-            for rec in self.recorders.values():
-                rec.submit(p, key)
+        if self.dvr is not None:
+            self.dvr.frame(p)
         if self.hub is not None:
             self.hub.publish(p)
+        for consume in self.consumers:  # extra consumers beside the hub (local display, ...)
+            consume(p)
         self.latency.add((p.t_done - frame.t) * 1e3)
         self.counters.count(p)
         self.rate_out.tick(p.t_done)
@@ -308,6 +370,8 @@ class LivePipeline:
     def _no_signal(self) -> None:
         """No frame for stall_s: the live view says so (nothing is recorded)."""
         self.state = "no_signal"
+        if self.dvr is not None:
+            self.dvr.gap(time.monotonic())
         if self.hub is None:
             return
         w, h = self.source.size if all(self.source.size) else (720, 576)
@@ -323,19 +387,16 @@ class LivePipeline:
         if time.monotonic() - self._last_progress < max(2.0, self.cfg.source.stall_s * 2):
             self.notifier.watchdog()
         s = self.status()
-        rec = "recording" if s["recording"]["active"] else "not recording"
+        rec = {"recording": "recording", "off": "not recording", "waiting": "waiting for signal to record",
+               "disk_full": "DISK FULL, not recording", "error": "recording error"}[s["recording"]["state"]]
         self.notifier.status(f"{s['state']}, {s['fps']['in']:.1f} fps in, "
                              f"breakup {s['breakup_rate'] * 100:.0f}%, {rec}")
 
-    def _check_workers(self) -> None:
-        for name, rec in list(self.recorders.items()):
-            if rec.error is not None:
-                log.error("%s recorder stopped: %s", name, rec.error)
-                del self.recorders[name]
-
     def _shutdown(self) -> None:
-        for rec in self.recorders.values():
-            rec.close()
+        if self.dvr is not None:
+            self.dvr.close()  # finish and fsync open segments first: SIGTERM allows 5 s
+        if self.display is not None:
+            self.display.close()
         if self.server is not None:
             self.server.stop()
         if self.hub is not None:
@@ -347,6 +408,13 @@ class LivePipeline:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def set_recording(self, on: bool) -> None:
+        """Start or stop recording by hand (thread-safe: the web server calls it)."""
+        if self.dvr is None:
+            raise RtcleanError("recording is disabled (record.enabled: false)" if self.processor
+                               else "the pipeline is not running yet")
+        self.dvr.set_manual(on)
 
     def install_signal_handlers(self) -> None:
         def handler(signum, _frame):
@@ -365,7 +433,8 @@ class LivePipeline:
         c = self.counters
         recent = c.breakup_recent[-100:]
         lat = self.latency.summary()
-        rec_status = {k: r.stats() for k, r in self.recorders.items()}
+        dvr = self.dvr.status() if self.dvr is not None else None
+        rec_status = dvr["streams"] if dvr else {}
         drops = {"input": int(getattr(getattr(self, "_inbox", None), "dropped", 0)),
                  # live: frames replaced in the hub's mailbox before a JPEG was made
                  "live": int(self.hub.stats()["dropped"]) if self.hub is not None else 0}
@@ -385,11 +454,16 @@ class LivePipeline:
             "latency": {"p50_ms": lat["median_ms"], "p99_ms": lat["p99_ms"]},
             "stages": {k: w.summary() for k, w in proc.stage.items()} if proc else {},
             "recording": {
-                "active": bool(self.recorders) and self.state != "stopped",
+                "active": bool(dvr) and dvr["state"] == "recording" and self.state != "stopped",
                 "dir": str(Path(self.cfg.record.dir).resolve()),
                 "raw": rec_status.get("raw", {}).get("current"),
                 "clean": rec_status.get("clean", {}).get("current"),
                 "streams": rec_status,
+                "state": dvr["state"] if dvr else "off",
+                "manual": dvr["manual"] if dvr else False,
+                "free_mb": dvr["free_mb"] if dvr else None,
+                "error": dvr["error"] if dvr else None,
+                "deleted": dvr["deleted"] if dvr else 0,
             },
             "uptime_s": round(time.monotonic() - self._t_start, 1),
         }

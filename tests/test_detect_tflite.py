@@ -19,8 +19,9 @@ from make_tiny_model import build_model, expected_band_scores, write_model  # no
 from rtclean.config import DetectConfig  # noqa: E402
 from rtclean.detect import make_detector  # noqa: E402
 from rtclean.detect.classical import ClassicalDetector  # noqa: E402
+from rtclean.detect.fused import FusedDetector  # noqa: E402
 from rtclean.detect.runtime import load_model, probe_delegate  # noqa: E402
-from rtclean.detect.tflite import NBANDS, TFLiteDetector, preprocess  # noqa: E402
+from rtclean.detect.tflite import NBANDS, TFLiteDetector, calibrate, card_threshold, preprocess  # noqa: E402
 from rtclean.errors import ModelError  # noqa: E402
 
 
@@ -147,7 +148,9 @@ def test_factory_auto_picks_tflite_when_the_model_loads(tmp_path, caplog):
     write_model(tmp_path / "models_ok.tflite")
     caplog.set_level(logging.INFO, logger="rtclean")
     det = make_detector(DetectConfig(detector="auto", model="models_ok.tflite"), tmp_path)
-    assert isinstance(det, TFLiteDetector) and det.runtime == "ai_edge_litert"
+    # auto = the model and the classical detector together
+    assert isinstance(det, FusedDetector) and det.runtime == "ai_edge_litert"
+    assert isinstance(det.model, TFLiteDetector) and isinstance(det.classical, ClassicalDetector)
     assert any("auto: model loaded" in r.getMessage() for r in caplog.records)
 
 
@@ -181,3 +184,80 @@ def test_relative_model_found_in_working_directory(tmp_path, monkeypatch):
     assert model_path(cfg, elsewhere) == tmp_path / "models" / "m.tflite"
     assert make_detector(cfg, elsewhere).name != "classical"
     assert model_path(DetectConfig(model="models/none.tflite"), elsewhere) == elsewhere / "models/none.tflite"
+
+
+def test_calibration_maps_the_card_threshold_to_one_half(tmp_path):
+    assert float(calibrate(0.95, 0.95)) == pytest.approx(0.5)
+    x = np.linspace(0, 1, 101)
+    y = calibrate(x, 0.9)
+    assert y[0] == 0 and y[-1] == pytest.approx(1.0) and np.all(np.diff(y) > 0)  # monotonic: same ROC
+    assert np.allclose(calibrate(x, 0.5), x)  # 0.5 is the identity
+    path = tmp_path / "m.tflite"
+    write_model(path)
+    assert card_threshold(path) == 0.5  # no card
+    frame = gradient_frame()
+    raw = TFLiteDetector(path).detect(frame)
+    path.with_suffix(".json").write_text('{"threshold": 0.8}')
+    cal = TFLiteDetector(path).detect(frame)
+    assert cal.features["model_score"] == pytest.approx(raw.score)
+    assert cal.score == pytest.approx(float(calibrate(raw.score, 0.8)))
+    path.with_suffix(".json").write_text('{"threshold": 1.5}')
+    with pytest.raises(ModelError, match="threshold must be in"):
+        TFLiteDetector(path)
+    path.with_suffix(".json").write_text('not json')
+    with pytest.raises(ModelError, match="unreadable model card"):
+        TFLiteDetector(path)
+
+
+def test_fused_is_broken_when_either_detector_says_so(tmp_path):
+    path = tmp_path / "m.tflite"
+    write_model(path)
+    frames = [gradient_frame(), cv2.GaussianBlur(gradient_frame(), (5, 5), 0)]
+    fused, model, classical = FusedDetector(TFLiteDetector(path)), TFLiteDetector(path), ClassicalDetector()
+    for f in frames:
+        r, m, c = fused.detect(f), model.detect(f), classical.detect(f)
+        assert r.score == pytest.approx(max(m.score, c.score))
+        assert np.allclose(r.bands, np.maximum(m.bands, c.bands))
+        assert r.features["classical_score"] == pytest.approx(c.score)
+    # a grey frame after colour ones: the colour killer, which the luma-only model cannot see
+    colour = np.zeros((576, 720, 3), np.uint8)
+    colour[:] = (40, 90, 200)
+    colour[::7] = (200, 200, 60)
+    fused.reset()
+    for _ in range(5):
+        fused.detect(colour)
+    grey = cv2.cvtColor(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    r = fused.detect(grey)
+    assert r.features["colour_loss"] > 0.5 and r.score >= 0.5
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "breakup.tflite"
+
+
+def test_shipped_model_meets_the_contract_and_is_the_default():
+    """models/breakup.tflite: int8 in and out, builtin ops, 16 bands, a card
+    with its threshold, and what `auto` loads from a source checkout."""
+    import json
+
+    card = json.loads(SHIPPED.with_suffix(".json").read_text())
+    assert 0.5 <= card["threshold"] < 1 and card["bands"] == 16
+    det = TFLiteDetector(SHIPPED)
+    assert det.threshold == card["threshold"]
+    assert det._in_dtype is np.int8 and det._c == 2
+    loaded = load_model(SHIPPED, "cpu", 1)
+    assert all(np.dtype(o["dtype"]) == np.int8 for o in loaded.interpreter.get_output_details())
+    res = det.detect(gradient_frame())
+    assert res.bands.shape == (NBANDS,) and 0 <= res.score <= 1
+    auto = make_detector(DetectConfig(), SHIPPED.parents[1])
+    assert isinstance(auto, FusedDetector) and auto.model_path == SHIPPED
+
+
+def test_cli_prints_nothing_but_its_own_line(clips_dir, tmp_path, rtclean_cmd):
+    """The runtime's C++ "Created TensorFlow Lite XNNPACK delegate" notice
+    goes to fd 2 when the interpreter is built; the CLI hides it."""
+    proc = subprocess.run(rtclean_cmd + ["detect", str(clips_dir / "carphone_176x144.mp4"),
+                                         "--json", str(tmp_path / "d.json")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert "fused" in proc.stdout and "XNNPACK" not in proc.stdout

@@ -129,7 +129,13 @@ def test_eval_detect_cli_writes_report(synth_dir, clips_dir, tmp_path, rtclean_c
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     rep = json.loads((out / "report.json").read_text())
-    assert set(rep["detectors"]) == {"tflite", "classical"}
+    # the model, the classical detector, and what `rtclean detect` decides
+    # (both together plus the no-signal check): never below either alone
+    assert set(rep["detectors"]) == {"tflite", "classical", "rtclean"}
+    for name, st in rep["sets"].items():
+        d = st["detectors"]
+        assert d["rtclean"]["confusion"]["tp"] >= max(d["tflite"]["confusion"]["tp"], d["classical"]["confusion"]["tp"]), name
+        assert d["rtclean"]["confusion"]["fp"] >= max(d["tflite"]["confusion"]["fp"], d["classical"]["confusion"]["fp"]), name
     assert set(rep["sets"]) == {"folders", "simulated", "all"}
     sim = rep["sets"]["simulated"]
     assert sim["frames"] + sum(sim["skipped"].values()) == 30
@@ -144,7 +150,7 @@ def test_eval_detect_cli_writes_report(synth_dir, clips_dir, tmp_path, rtclean_c
     un = rep["untouched"]
     assert un["frames"] == 120 and un["clips"][0]["clip"] == "carphone_176x144.mp4"
     page = (out / "report.html").read_text()
-    assert page.count("<svg") == 3 * 3  # ROC + two histograms for each of the three sets
+    assert page.count("<svg") == 3 * (1 + 3)  # ROC + a histogram per detector, for each of the three sets
     assert 'class="roc"' in page and "untouched clips" in page
 
 

@@ -446,31 +446,104 @@ def test_api_status_reflects_frames_flowing(make_live):
     assert set(s2["live"]["streams"]) == {"clean", "raw"}
 
 
+_LABELS = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
+
+
+def _parse_labels(text: str) -> dict[str, str]:
+    """Label pairs, strictly: every character must belong to a pair or a separating comma."""
+    out, pos = {}, 0
+    while pos < len(text):
+        m = _LABELS.match(text, pos)
+        assert m, f"bad labels: {text!r}"
+        assert m.group(1) not in out, f"duplicate label in {text!r}"
+        out[m.group(1)] = m.group(2)
+        pos = m.end()
+        if pos < len(text):
+            assert text[pos] == ",", f"bad labels: {text!r}"
+            pos += 1
+    return out
+
+
 def parse_prometheus(text: str) -> dict[str, dict]:
-    """Strict parser for the text format: returns {name: {"type", "help", "samples"}}."""
+    """Strict parser for the text format (0.0.4).
+
+    Returns {metric family name: {"type", "help", "samples"}}; for counters and
+    gauges ``samples`` is [(label string, value)], for histograms the family
+    also gets "buckets" [(le, cumulative count)], "sum" and "count". Fails on
+    a sample before its TYPE, a family split into two runs, duplicate series,
+    buckets not ascending / not cumulative / without +Inf == _count.
+    """
     assert text.endswith("\n")
-    line_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"'
-                         r'(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*)\})? (\S+)$')
+    line_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
     out: dict[str, dict] = {}
+    finished: set[str] = set()
+    current = None
+    series: set[tuple] = set()
+
+    def family_of(name: str) -> str:
+        for suffix in ("_bucket", "_sum", "_count"):
+            base = name.removesuffix(suffix)
+            if base != name and out.get(base, {}).get("type") == "histogram":
+                return base
+        return name
+
     for line in text.splitlines():
-        if line.startswith("# HELP "):
-            name, _, help_text = line[7:].partition(" ")
-            out.setdefault(name, {"samples": []})["help"] = help_text
-            continue
-        if line.startswith("# TYPE "):
-            name, _, kind = line[7:].partition(" ")
-            assert kind in ("counter", "gauge"), line
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            name, _, rest = line[7:].partition(" ")
+            assert re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", name), line
+            assert name not in finished, f"{name} described again after other metrics"
+            if current is not None and current != name:
+                finished.add(current)
+            current = name
             entry = out.setdefault(name, {"samples": []})
-            assert "type" not in entry, f"duplicate TYPE for {name}"
-            entry["type"] = kind
+            if line.startswith("# HELP "):
+                entry["help"] = rest
+            else:
+                assert rest in ("counter", "gauge", "histogram"), line
+                assert "type" not in entry, f"duplicate TYPE for {name}"
+                assert not entry["samples"], f"TYPE after samples for {name}"
+                entry["type"] = rest
+                if rest == "counter":
+                    assert name.endswith("_total"), f"counter {name} without _total"
             continue
         assert not line.startswith("#"), f"stray comment: {line}"
         m = line_re.match(line)
         assert m, f"not a sample line: {line!r}"
-        value = float(m.group(4))  # raises on anything that is not a float
-        name = m.group(1)
-        assert name in out and "type" in out[name], f"sample before its TYPE line: {line}"
-        out[name]["samples"].append((m.group(3) or "", value))
+        name, label_text, raw = m.group(1), m.group(2) or "", m.group(3)
+        value = float(raw)  # raises on anything that is not a float
+        labels = _parse_labels(label_text)
+        fam = family_of(name)
+        assert fam in out and "type" in out[fam], f"sample before its TYPE line: {line}"
+        assert fam == current, f"{fam} samples are not contiguous: {line}"
+        key = (name, tuple(sorted(labels.items())))
+        assert key not in series, f"duplicate series {line}"
+        series.add(key)
+        entry = out[fam]
+        if entry["type"] == "histogram":
+            if name == fam + "_bucket":
+                assert set(labels) == {"le"}, line
+                entry.setdefault("buckets", []).append((float(labels["le"]), value))
+            elif name == fam + "_sum":
+                entry["sum"] = value
+            elif name == fam + "_count":
+                entry["count"] = value
+            else:
+                raise AssertionError(f"not a histogram series: {line}")
+        else:
+            assert name == fam, line
+            if entry["type"] == "counter":
+                assert value >= 0, line
+        entry["samples"].append((label_text, value))
+    for name, entry in out.items():
+        if entry.get("type") == "histogram":
+            b = entry["buckets"]
+            les = [le for le, _ in b]
+            assert les == sorted(les) and len(set(les)) == len(les), f"{name}: buckets not ascending"
+            assert les[-1] == math.inf, f"{name}: no +Inf bucket"
+            counts = [c for _, c in b]
+            assert counts == sorted(counts), f"{name}: buckets not cumulative"
+            assert entry["count"] == counts[-1], f"{name}: +Inf bucket != _count"
+            assert "sum" in entry, f"{name}: no _sum"
     return out
 
 

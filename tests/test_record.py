@@ -296,7 +296,7 @@ def run_pair(cfg: RecordConfig, frames, clock, t0=100.0, recorder_cls=Recorder):
 
 
 def test_recorder_segments_raw_and_clean_match(tmp_path, clip_frames):
-    cfg = record_cfg(tmp_path, segment_s=1.0)
+    cfg = record_cfg(tmp_path, segment_s=1.0, queue_s=10.0)  # frames arrive faster than real time
     clock = SegmentClock(cfg.dir, cfg.segment_s)
     raw, clean = run_pair(cfg, clip_frames, clock)
     rs, cs = raw.stats(), clean.stats()

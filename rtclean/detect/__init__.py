@@ -3,8 +3,9 @@
 ``detect.detector``:
 - ``classical``: the signal-quality detector (no model).
 - ``tflite``: the TFLite model; failing to load it is a ModelError.
-- ``auto``: the TFLite model if the file exists and a runtime loads it,
-  else classical. Which one and why is logged at INFO, so a Pi that quietly
+- ``auto`` (default): the classical detector and the TFLite model together
+  (``FusedDetector``: broken when either says so) if the model file exists
+  and a runtime loads it, else classical alone. Which one and why is logged at INFO, so a Pi that quietly
   runs without its model is visible in the log.
 """
 
@@ -55,8 +56,10 @@ def make_detector(cfg: DetectConfig, root: Path) -> Detector:
     except ModelError as e:
         log.warning("detector: classical (auto: model at %s not usable: %s)", path, e)
         return ClassicalDetector()
-    log.info("detector: tflite %s via %s (auto: model loaded)", path, det.runtime)
-    return det
+    from rtclean.detect.fused import FusedDetector
+
+    log.info("detector: classical + tflite %s via %s (auto: model loaded)", path, det.runtime)
+    return FusedDetector(det)
 
 
 __all__ = ["Detector", "make_detector", "model_path"]

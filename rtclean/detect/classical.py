@@ -65,6 +65,19 @@ FAST_ALPHA = 0.15  # running-level update rate on clean frames
 SLOW_ALPHA = 0.01  # ... on frames that look broken (never stuck, 4 s at 25 fps)
 GREY_CHROMA = 3.0  # mean |Cr| + |Cb| of a picture the colour killer made grey
 CUT_LEVEL = 28.0  # mean |coarse difference| (grey levels) that means a scene cut
+# Detail levels (per band) never start, nor grow, above what busy clean video
+# shows (the real clips peak at noise 10.4 and 15 fresh streak pixels in a
+# band): a receiver switched on with a weak link, or a long burst of faint
+# clicks, must not teach the detector that breakup is normal.
+PRIOR_NOISE = 6.0  # starting ceiling of the noise level
+CAP_NOISE = 12.0  # ceilings at any time
+CAP_FRESH = 8.0
+# How fast the detail levels rise per frame, on frames that look clean and
+# on the others. Slower than they fall (bursts of faint clicks must not be
+# learnt), never zero (a busier scene must not read as breakup for ever).
+DETAIL_RISE = (0.006, 0.003)
+TEAR_RAMP = (0.25, 0.5)  # shift-explained gain of a torn line (real clips peak at 0.2)
+RUN_RAMP = (6.0, 14.0)  # fresh streak pixels with a fresh neighbour along the line
 # a streak pixel is "fresh" when the previous clean frame had no streak pixel
 # within two lines and three view pixels (12 px at 720) of it
 _PERSIST = cv2.getStructuringElement(cv2.MORPH_RECT, (7, 5))
@@ -141,14 +154,20 @@ class ClassicalDetector(Detector):
         # impulses against the same field (lines L -/+ 2) and the other one (L -/+ 1)
         p_field = _peaks(mid, y[:-4], y[4:])
         p_cross = _peaks(mid, y[1:-3], y[3:-1])
-        noise = self._per_band(_row_means(cv2.min(p_field, PEAK_CLIP))).mean(axis=1)
+        noise_bf = self._per_band(_row_means(cv2.min(p_field, PEAK_CLIP)))  # (band, field)
+        noise = noise_bf.mean(axis=1)
         mask = cv2.compare(cv2.min(p_field, p_cross), STREAK_LEVEL, cv2.CMP_GT)  # 0 / 255
         # FM clicks drive the line to (near) white or black; thin scene detail
         # rarely reaches either with this much contrast
         extreme = cv2.bitwise_or(cv2.compare(mid, CLICK_WHITE, cv2.CMP_GT), cv2.compare(mid, CLICK_BLACK, cv2.CMP_LT))
         mask = cv2.bitwise_and(mask, extreme)
         new = cv2.subtract(mask, cv2.dilate(self._prev_mask, _PERSIST)) if self._prev_mask is not None else mask
-        fresh_px = (self._per_band(_row_means(new)) / 255.0 * self._band_px).max(axis=1)
+        fresh_bf = self._per_band(_row_means(new)) / 255.0 * self._band_px
+        fresh_px = fresh_bf.max(axis=1)
+        # an FM click is a streak along its line: fresh pixels with a fresh
+        # neighbour to the right (>= 8 px at 720). Scene highlights that
+        # pass the streak test are mostly isolated dots.
+        runs = float(cv2.countNonZero(cv2.bitwise_and(new[:, 1:], new[:, :-1])))
 
         # tearing: a late (early) line shows the black blanking at its left
         # (right) end while the line itself is a normal picture
@@ -172,17 +191,14 @@ class ClassicalDetector(Detector):
 
         base = self._base
         if not base:
-            base.update(noise=noise.copy(), fresh=fresh_px.copy(), edge=edge.copy(),
-                        chroma=chroma_level, black=black)
+            # the first frame may itself be broken (see PRIOR_NOISE)
+            base.update(noise=np.minimum(noise, PRIOR_NOISE), fresh=np.minimum(fresh_px, CAP_FRESH),
+                        edge=edge.copy(), chroma=chroma_level, black=black)
         colour_loss = float(_ramp(field_split, 0.6, 0.85))
         # the colour killer leaves a grey picture, not merely a duller scene
         if base["chroma"] > 6.0 and chroma_level < GREY_CHROMA:
             colour_loss = max(colour_loss, float(_ramp(1.0 - chroma_level / base["chroma"], 0.4, 0.6)))
         roll = float(_ramp(black - base["black"], 0.02, 0.05))
-        # a cut: the coarse picture changes completely right after a clean
-        # frame, with no sync bar and no colour collapse (rolling and the
-        # colour killer change the coarse picture too)
-        is_cut = cut >= CUT_LEVEL and self._prev_score < 0.5 and roll == 0 and colour_loss == 0
 
         # excess over the band's (line's) own history: scene detail, noise
         # floor and picture edges vary a lot between cameras and scenes
@@ -192,28 +208,42 @@ class ClassicalDetector(Detector):
         # separates them from a patch of new scene detail better than one band
         fresh_total = float(fresh_px.sum())
         total_x = fresh_total - 1.5 * base["fresh"].sum() - 4.0
+        if self._prev_mask is None:  # first frame: nothing can be told fresh yet
+            fresh_x, total_x, runs = np.full(NBANDS, -99.0), -99.0, 0.0
         edge_x = edge - base["edge"]  # a capture with black side borders has them on every frame
         # three consecutive lines of a field: single dark-edged lines are scene detail
         edge_x = np.minimum(np.minimum(edge_x, np.roll(edge_x, -2)), np.roll(edge_x, -4))
-        tear = self._tear(y, edge_x > 0.5)
+        tear_bf = self._tear(y, edge_x > 0.5)
+        tear = tear_bf.max(axis=1)
+        # a cut: the coarse picture changes completely right after a clean
+        # frame, with no sync bar, no colour collapse and no torn lines
+        # (rolling, the colour killer and tearing change the coarse picture
+        # too; a cut's new picture continues from line to line)
+        is_cut = (cut >= CUT_LEVEL and self._prev_score < 0.5 and roll == 0 and colour_loss == 0
+                  and tear.max() < TEAR_RAMP[0])
         band_scores = np.maximum(_ramp(noise_x, 4.5, 7.0), _ramp(fresh_x, 8.0, 20.0))
-        band_scores = np.maximum(band_scores, _ramp(tear, 0.3, 0.6))
+        band_scores = np.maximum(band_scores, _ramp(tear, *TEAR_RAMP))
         # gross damage needs no history (full static after a cut is still static)
         gross = _ramp(noise, 14.0, 20.0)
         band_scores = gross if is_cut else np.maximum(band_scores, gross)
 
-        clicks = float(_ramp(total_x, 10.0, 30.0))
+        clicks = max(float(_ramp(total_x, 10.0, 30.0)), float(_ramp(runs, *RUN_RAMP)))
         if clicks > 0:  # the bands that have more new streaks than usual
             band_scores = np.maximum(band_scores, clicks * (fresh_x > -1.0))
         whole = max(colour_loss, roll)
         if whole > 0:
             band_scores = np.maximum(band_scores, whole)
         score = float(band_scores.max())
+        split = float(_ramp(field_split, 0.6, 0.85))
+        # the grey-picture and roll cues concern both fields; a one-field
+        # colour killer only the greyer one
+        both = max(roll, colour_loss) if colour_loss > split else roll
+        fields = self._field_scores(noise_bf, fresh_bf, tear_bf, is_cut, clicks, both, split, c_even < c_odd)
 
         # running levels: follow the scene on clean frames, jump on cuts
         if is_cut and gross.max() == 0:
-            base.update(noise=noise.copy(), fresh=fresh_px.copy(), edge=edge.copy(),
-                        chroma=chroma_level, black=black)
+            base.update(noise=np.minimum(noise, CAP_NOISE), fresh=np.minimum(fresh_px, CAP_FRESH),
+                        edge=edge.copy(), chroma=chroma_level, black=black)
         else:
             a = FAST_ALPHA if score < 0.2 else SLOW_ALPHA
             for key, val in (("edge", edge), ("chroma", chroma_level), ("black", black)):
@@ -223,8 +253,10 @@ class ClassicalDetector(Detector):
             # that clicks are normal
             for key, val in (("noise", noise), ("fresh", fresh_px)):
                 up = val > base[key]
-                rise = min(a * 0.2, SLOW_ALPHA) if score < 0.2 else SLOW_ALPHA
+                rise = DETAIL_RISE[0] if score < 0.05 else DETAIL_RISE[1]
                 base[key] = base[key] + np.where(up, rise, 2 * a) * (val - base[key])
+            base["noise"] = np.minimum(base["noise"], CAP_NOISE)
+            base["fresh"] = np.minimum(base["fresh"], CAP_FRESH)
         self._prev_coarse = coarse
         if score < 0.5 or self._prev_mask is None:
             self._prev_mask = mask  # a broken frame's clicks must not hide the next frame's
@@ -234,19 +266,45 @@ class ClassicalDetector(Detector):
             "noise": float(noise.max()), "noise_excess": float(noise_x.max()),
             "fresh": float(fresh_px.max()), "fresh_excess": float(fresh_x.max()),
             "fresh_total_excess": float(total_x), "clicks": clicks,
-            "tear": float(tear.max()), "chroma": chroma_level, "chroma_base": float(base["chroma"]),
+            "tear": float(tear.max()), "runs": runs, "chroma": chroma_level, "chroma_base": float(base["chroma"]),
             "colour_loss": colour_loss, "field_split": field_split,
             "black_rows": black, "roll": roll, "cut": cut,
         }
-        return DetectResult(score=score, bands=band_scores.astype(np.float32), features=features)
+        return DetectResult(score=score, bands=band_scores.astype(np.float32), features=features, fields=fields)
+
+    def _field_scores(self, noise_bf, fresh_bf, tear_bf, is_cut: bool, clicks: float, both: float,
+                      split: float, even_greyer: bool) -> np.ndarray:
+        """(even, odd) field scores from the same cues as the bands, read
+        per field: snow, clicks and tearing often hit one field only, and
+        then the other field is real picture that field repair can use.
+        Whole-frame cues (roll, a grey picture) count for both fields, the
+        one-field colour killer for the greyer field."""
+        base = self._base
+        noise_x = noise_bf - 1.4 * base["noise"][:, None] - 1.0
+        fresh_x = fresh_bf - 2.0 * base["fresh"][:, None] - 3.0
+        if self._prev_mask is None:  # first frame: nothing can be told fresh yet
+            fresh_x = np.full_like(fresh_x, -99.0)
+        gross = _ramp(noise_bf, 14.0, 20.0)
+        per = gross if is_cut else np.maximum.reduce([_ramp(noise_x, 4.5, 7.0), _ramp(fresh_x, 8.0, 20.0),
+                                                      _ramp(tear_bf, *TEAR_RAMP), gross])
+        if clicks > 0 and not is_cut:
+            # a field with clicks has more fresh streaks than its band's usual
+            # level; the band rule's margin (> -1) would also take the clean
+            # field of a band whose other field is full of clicks
+            per = np.maximum(per, clicks * (fresh_x > 0.0))
+        f = per.max(axis=0)
+        f = np.maximum(f, both)
+        g = 0 if even_greyer else 1
+        f[g] = max(f[g], split)
+        return f.astype(np.float32)
 
     @staticmethod
     def _tear(y: np.ndarray, run: np.ndarray) -> np.ndarray:
-        """Per band: how well a sideways shift explains the first torn line
+        """Per band and field: how well a sideways shift explains the first torn line
         of each run of dark-edged lines from the line above it (same
         field). Dark scene content at the picture edge continues the
         picture above it unshifted; a late line is the picture moved."""
-        tear = np.zeros(NBANDS)
+        tear = np.zeros((NBANDS, 2))
         starts = np.nonzero(run & ~np.roll(run, 2))[0][:8]  # mid index i = frame line i + 2
         starts = starts[starts >= 2]
         if starts.size == 0:
@@ -262,7 +320,7 @@ class ClassicalDetector(Detector):
         ds[:, s_max - 1:s_max + 2] = np.inf  # a pixel of slant is the scene, not sync
         gain = np.clip((at0 - ds.min(axis=1)) / (at0 + 4.0), 0.0, 1.0) * (at0 > 6.0)
         bands = np.minimum((starts + 2) * NBANDS // y.shape[0], NBANDS - 1)
-        np.maximum.at(tear, bands, gain)
+        np.maximum.at(tear, (bands, starts & 1), gain)
         return tear
 
     @staticmethod

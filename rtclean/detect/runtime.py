@@ -15,6 +15,7 @@ when the delegate fails; both, and a crash, become one clear ModelError line.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -116,6 +117,30 @@ def _edgetpu_delegates(label: str, modname: str, mod) -> list:
         raise ModelError(f"Edge TPU delegate failed to load with {label}: {e}") from None
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """The TFLite runtime's C++ side prints "INFO: Created TensorFlow Lite
+    XNNPACK delegate for CPU." straight to file descriptor 2 when the
+    interpreter is built; on the command line that reads like a second
+    message. Hide fd 2 for that moment only (start-up, before any worker
+    thread logs); Python exceptions still carry their own text."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all (a daemon): nothing to hide
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            sys.stderr.flush()
+            os.dup2(null.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def load_model(path: str | os.PathLike, delegate: str = "cpu", num_threads: int = 1) -> LoadedModel:
     """Build an Interpreter for ``path`` with the first runtime that can."""
     path = Path(path)
@@ -132,8 +157,9 @@ def load_model(path: str | os.PathLike, delegate: str = "cpu", num_threads: int 
                 kwargs["experimental_delegates"] = delegates
             else:
                 kwargs["num_threads"] = num_threads
-            interp = mod.Interpreter(**kwargs)
-            interp.allocate_tensors()
+            with _quiet_stderr():
+                interp = mod.Interpreter(**kwargs)
+                interp.allocate_tensors()
         except Exception as e:  # numpy-ABI breakage, bad model, missing op: try the next one
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             errors.append(f"{label}: {first}")

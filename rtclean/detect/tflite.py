@@ -29,10 +29,17 @@ for every band (the repair then treats the whole frame as damaged).
 
 Anything else (not 4-D input, H not even, C not 1 or 2, another dtype, no
 one-element output) is a ModelError with one line.
+
+Calibration: a model's own operating threshold (chosen at training time for
+a low false-positive rate, e.g. 0.95) is read from the JSON card beside it
+(``NAME.json``, key ``threshold``, written by ``rtclean train``) and mapped to
+0.5 by ``calibrate``, so ``detect.threshold`` means the same for every
+detector. The raw model output is kept in ``features["model_score"]``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -61,6 +68,28 @@ def preprocess(image: np.ndarray, h: int, w: int) -> np.ndarray:
     return out
 
 
+def calibrate(x, threshold: float):
+    """Piecewise-linear map of [0, threshold] to [0, 0.5] and [threshold, 1]
+    to [0.5, 1]: monotonic (ROC unchanged), the model's threshold lands on 0.5."""
+    t = min(max(float(threshold), 1e-3), 1 - 1e-3)
+    x = np.asarray(x, np.float32)
+    return np.where(x < t, x * (0.5 / t), 0.5 + (x - t) * (0.5 / (1 - t))).astype(np.float32)
+
+
+def card_threshold(model_path: str | Path) -> float:
+    """The operating threshold in the model's JSON card, 0.5 without one."""
+    card = Path(model_path).with_suffix(".json")
+    if not card.is_file():
+        return 0.5
+    try:
+        t = float(json.loads(card.read_text(encoding="utf-8"))["threshold"])
+    except (ValueError, TypeError, KeyError, OSError) as e:
+        raise ModelError(f"{card}: unreadable model card ({e})") from None
+    if not 0.0 < t < 1.0:
+        raise ModelError(f"{card}: threshold must be in (0, 1), got {t}")
+    return t
+
+
 def resample_bands(scores: np.ndarray, n: int = NBANDS) -> np.ndarray:
     """Map model band scores onto ``n`` picture bands (each takes the band
     covering its centre line)."""
@@ -74,7 +103,9 @@ def resample_bands(scores: np.ndarray, n: int = NBANDS) -> np.ndarray:
 class TFLiteDetector(Detector):
     name = "tflite"
 
-    def __init__(self, model_path: str | Path, delegate: str = "cpu", num_threads: int = 1) -> None:
+    def __init__(self, model_path: str | Path, delegate: str = "cpu", num_threads: int = 1,
+                 threshold: float | None = None) -> None:
+        self.threshold = card_threshold(model_path) if threshold is None else float(threshold)
         loaded = load_model(model_path, delegate, num_threads)
         self.runtime = loaded.runtime
         self.delegate = loaded.delegate
@@ -136,12 +167,13 @@ class TFLiteDetector(Detector):
                 self._buf[0, :, :, ch] = plane
         self._interp.set_tensor(self._in_index, self._buf)
         self._interp.invoke()
-        score = float(np.clip(self._read(self._frame_out)[0], 0.0, 1.0))
+        raw = float(np.clip(self._read(self._frame_out)[0], 0.0, 1.0))
+        score = float(calibrate(raw, self.threshold))
         if self._band_out is not None:
-            bands = np.clip(resample_bands(self._read(self._band_out)), 0.0, 1.0)
+            bands = calibrate(np.clip(resample_bands(self._read(self._band_out)), 0.0, 1.0), self.threshold)
         else:
             bands = np.full(NBANDS, score, np.float32)
-        return DetectResult(score=score, bands=bands, features={"model_score": score})
+        return DetectResult(score=score, bands=bands, features={"model_score": raw})
 
     def reset(self) -> None:
         self._prev = None

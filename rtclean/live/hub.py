@@ -14,6 +14,10 @@ builds a queue: memory is one JPEG per stream whatever the number of clients.
 The server is told about new JPEGs through listeners registered with
 ``add_listener``; they run on the JPEG thread and must only hand off (the
 server uses ``loop.call_soon_threadsafe``).
+
+Every published frame also feeds the numbers behind the page and /metrics:
+a breakup-score ``Timeline`` (ring buffer), per-action counters and
+latency/score histograms; each costs a few array or list stores.
 """
 
 from __future__ import annotations
@@ -29,12 +33,19 @@ import numpy as np
 
 from rtclean.config import LiveConfig
 from rtclean.frames import HOLD, LOST, PASS, Processed
+from rtclean.live.metrics import Histogram
+from rtclean.live.timeline import Timeline
 from rtclean.mailbox import Mailbox
 from rtclean.stats import Window
 
 log = logging.getLogger(__name__)
 
 STREAMS = ("clean", "raw")
+
+# Latency bounds in seconds: 25 fps is 40 ms a frame, so the interesting
+# range is a few ms (detector only) to a few frames (a stall).
+LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.06, 0.08, 0.12, 0.2, 0.5, 1.0)
+SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +129,19 @@ class LiveHub:
         self._closed = False
         self.latency = Window(1000)  # capture -> clean JPEG ready, ms
         self.encode_params = [cv2.IMWRITE_JPEG_QUALITY, int(cfg.jpeg_quality)]
+        # Switched from the page (token-protected); a copy, so the pipeline's
+        # config stays what was loaded.
+        self.mark_repaired = bool(cfg.mark_repaired)
+        self.timeline = Timeline(cfg.timeline_s)
+        self.actions: dict[str, int] = {}  # frames per exact action ("pass", "repair:flow", ...)
+        self.breakup_frames = 0  # frames the decision called broken
+        self.no_signal_frames = 0
+        self.frame_latency = Histogram(
+            "rtclean_frame_latency_seconds", "capture to processed frame (detect, decide, repair)",
+            LATENCY_BUCKETS)
+        self.live_latency = Histogram(
+            "rtclean_live_latency_seconds", "capture to clean live JPEG ready for the clients", LATENCY_BUCKETS)
+        self.score = Histogram("rtclean_breakup_score", "detector breakup score per frame", SCORE_BUCKETS)
 
     # ------------------------------------------------------------------ producer side
 
@@ -132,6 +156,7 @@ class LiveHub:
         """
         self._published += 1  # only the processing thread writes this
         item = (self._published, p)
+        self._count(p)
         with self._lock:
             watched = self._streams["clean"].clients > 0
         if watched:
@@ -141,6 +166,23 @@ class LiveHub:
                 log.exception("live view: JPEG encode failed")
         self._box.put(item)
         self._wake.set()
+
+    def _count(self, p: Processed) -> None:
+        """Per-frame numbers for the page and /metrics (processing thread only)."""
+        score = float(p.result.score)
+        breakup, no_signal = bool(p.decision.breakup), bool(p.decision.no_signal)
+        self.actions[p.action] = self.actions.get(p.action, 0) + 1
+        self.breakup_frames += breakup
+        self.no_signal_frames += no_signal
+        self.timeline.add(p.frame.t, score, breakup, p.action != PASS, no_signal)
+        self.score.observe(score)
+        if p.t_done > 0:
+            self.frame_latency.observe(max(0.0, p.t_done - p.frame.t))
+
+    def counters(self) -> dict:
+        """Frame counters since start (monotonic), for /metrics and the page."""
+        return {"published": self._published, "breakup_frames": self.breakup_frames,
+                "no_signal_frames": self.no_signal_frames, "actions": dict(self.actions)}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -227,13 +269,14 @@ class LiveHub:
             "clients": sum(s["clients"] for s in streams.values()),
             "streams": streams,
             "latency": self.latency.summary(),
+            "mark_repaired": self.mark_repaired,
         }
 
     # ------------------------------------------------------------------ rendering
 
     def render_clean(self, p: Processed) -> np.ndarray:
         """The picture of the clean stream: p.clean, tagged on a copy when replaced."""
-        if self.cfg.mark_repaired:
+        if self.mark_repaired:
             tag = tag_for(p.action)
             if tag is not None:
                 return draw_tag(p.clean, tag)
@@ -296,6 +339,7 @@ class LiveHub:
             s.encode_ms.add((time.perf_counter() - t0) * 1000.0)
             if name == "clean":
                 self.latency.add((ready - p.frame.t) * 1000.0)
+                self.live_latency.observe(max(0.0, ready - p.frame.t))
             listeners = list(self._listeners)
         for fn in listeners:
             fn(name)

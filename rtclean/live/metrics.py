@@ -139,3 +139,70 @@ def render(status: Mapping, prefix: str = PREFIX) -> str:
         order.setdefault(s.name, len(order))
     samples.sort(key=lambda s: order[s.name])
     return "\n".join(_lines(samples)) + "\n"
+
+
+# ----------------------------------------------------------------------------- histograms and labelled counters
+
+class Histogram:
+    """A Prometheus histogram: cumulative bucket counts, sum and count.
+
+    ``observe`` is one bisect and three additions under a lock, cheap enough
+    for every frame; ``snapshot`` copies under the same lock so a scrape sees
+    ``+Inf`` bucket == count, as the format requires.
+    """
+
+    def __init__(self, name: str, help_text: str, buckets: tuple[float, ...]) -> None:
+        import bisect
+        import threading
+
+        if list(buckets) != sorted(set(buckets)):
+            raise ValueError("histogram buckets must be strictly increasing")
+        self.name = name
+        self.help = help_text
+        self.buckets = tuple(float(b) for b in buckets)
+        self._counts = [0] * (len(self.buckets) + 1)  # last: above every bound (+Inf only)
+        self._sum = 0.0
+        self._bisect = bisect.bisect_left
+        self._lock = threading.Lock()
+
+    def observe(self, value: float) -> None:
+        # bisect_left: a value equal to a bound belongs to that bucket (le = "less or equal").
+        i = self._bisect(self.buckets, value)
+        with self._lock:
+            self._counts[i] += 1
+            self._sum += value
+
+    def snapshot(self) -> tuple[list[tuple[float, int]], float, int]:
+        """([(upper bound, cumulative count)], sum, count)."""
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        cum, out = 0, []
+        for bound, c in zip(self.buckets, counts):
+            cum += c
+            out.append((bound, cum))
+        count = cum + counts[-1]
+        return out, total, count
+
+    def render(self) -> str:
+        buckets, total, count = self.snapshot()
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
+        for bound, cum in buckets:
+            lines.append(f'{self.name}_bucket{{le="{_fmt(bound)}"}} {cum}')
+        lines.append(f'{self.name}_bucket{{le="+Inf"}} {count}')
+        lines.append(f"{self.name}_sum {_fmt(float(total))}")
+        lines.append(f"{self.name}_count {count}")
+        return "\n".join(lines) + "\n"
+
+
+def render_counter(name: str, help_text: str, values: Mapping[str, int | float] | int | float,
+                   label: str = "") -> str:
+    """One counter family: a single value, or one series per ``label`` value."""
+    if not name.endswith("_total"):
+        raise ValueError(f"counter {name} must end in _total")
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+    if isinstance(values, Mapping):
+        for key, v in values.items():
+            lines.append(f'{name}{{{label}="{_label_value(str(key))}"}} {_fmt(float(v))}')
+    else:
+        lines.append(f"{name} {_fmt(float(values))}")
+    return "\n".join(lines) + "\n"

@@ -9,6 +9,12 @@ Endpoints (DESIGN.md "HTTP (live view server)"):
     GET /api/status            status() + {"live": hub.stats()} as JSON
     GET /metrics               the same numbers in Prometheus text format
     GET /healthz               200 {"ok": true} while healthy(), else 503
+    GET /recordings            the recordings browser (static/recordings.html)
+    GET /api/timeline          breakup scores of the last minutes, binned (?seconds=&bins=)
+    POST /api/record           {"on": bool}: start/stop recording (token)
+    POST /api/tag              {"on": bool}: the repaired-frame tag on the live view (token)
+    POST /api/auth             200 when the token is right (the page's unlock check)
+    recordings: see recordings_api.py; the token rules: see auth.py
 
 Every stream client reads the hub's single latest JPEG whenever it is ready
 for one, so clients share one encode per frame and a slow client skips frames
@@ -32,8 +38,10 @@ from aiohttp import web
 
 from rtclean.config import LiveConfig
 from rtclean.errors import RtcleanError, listen_error
-from rtclean.live import metrics
+from rtclean.live import auth, metrics, system
+from rtclean.live.auth import json_error
 from rtclean.live.hub import STREAMS, LiveHub, LiveJpeg
+from rtclean.live.recordings_api import RecordingsApi, read_json
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +72,19 @@ def _jsonable(v):
 
 class LiveServer:
     def __init__(self, cfg: LiveConfig, hub: LiveHub, status: Callable[[], dict],
-                 healthy: Callable[[], bool], *, stall_s: float = 20.0) -> None:
-        """``stall_s``: a stream client whose socket accepted nothing for this
+                 healthy: Callable[[], bool], *, control=None, stall_s: float = 20.0) -> None:
+        """``control``: the LivePipeline (``set_recording(on)``, ``library``);
+        None disables the recording controls (503) and the recordings list.
+        ``stall_s``: a stream client whose socket accepted nothing for this
         long is disconnected, so a dead peer cannot hold a client slot."""
         self.cfg = cfg
         self.hub = hub
         self.status = status
         self.healthy = healthy
+        self.control = control
+        self.cpu = system.CpuUse()
+        self._bytes_seen: dict[str, int] = {}  # recording file -> largest size seen (bytes counter)
+        self._parts: dict[str, tuple[LiveJpeg, bytes]] = {}  # stream -> its latest multipart part
         self.stall_s = stall_s
         self.idle_check_s = 5.0  # how often an idle stream checks that its client is still there
         self.url = ""
@@ -147,6 +161,12 @@ class LiveServer:
         app.router.add_get("/api/status", self._status)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/recordings", self._recordings_page)
+        app.router.add_get("/api/timeline", self._timeline)
+        app.router.add_post("/api/record", self._record)
+        app.router.add_post("/api/tag", self._tag)
+        app.router.add_post("/api/auth", self._auth)
+        RecordingsApi(lambda: getattr(self.control, "library", None), self._refuse).add_routes(app)
         app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
         # Short shutdown timeout: a stream stuck writing to a dead client is
         # cancelled instead of holding stop() for aiohttp's default 60 s.
@@ -235,13 +255,10 @@ class LiveServer:
                 if jpeg is None:
                     continue
                 seq = jpeg.seq
-                head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                        f"Content-Length: {len(jpeg.data)}\r\n"
-                        f"X-Frame-Seq: {jpeg.seq}\r\nX-Frame-Index: {jpeg.index}\r\n\r\n").encode()
                 try:
                     # write() waits while the socket's buffer is full: the client
                     # then gets the newest JPEG after it drains, skipping the rest.
-                    await asyncio.wait_for(resp.write(head + jpeg.data + b"\r\n"), self.stall_s)
+                    await asyncio.wait_for(resp.write(self._part(name, jpeg)), self.stall_s)
                 except TimeoutError:
                     log.info("live view: dropping %s stream client %s: it read nothing for %.0f s",
                              name, request.remote, self.stall_s)
@@ -254,6 +271,19 @@ class LiveServer:
             self.hub.detach(name)
             self._stream_clients -= 1
         return resp
+
+    def _part(self, stream: str, jpeg: LiveJpeg) -> bytes:
+        """The multipart part of ``jpeg``, built once and shared by every
+        client of the stream (the loop thread is the only caller)."""
+        cached = self._parts.get(stream)
+        if cached is not None and cached[0] is jpeg:
+            return cached[1]
+        head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                f"Content-Length: {len(jpeg.data)}\r\n"
+                f"X-Frame-Seq: {jpeg.seq}\r\nX-Frame-Index: {jpeg.index}\r\n\r\n").encode()
+        part = b"".join((head, jpeg.data, b"\r\n"))
+        self._parts[stream] = (jpeg, part)
+        return part
 
     async def _snapshot(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -270,16 +300,132 @@ class LiveServer:
     def _full_status(self) -> dict:
         status = dict(self.status())
         status["live"] = self.hub.stats()
+        status["counts"] = self.hub.counters()
+        rec = status.get("recording") or {}
+        free = rec.get("free_mb")
+        if free is None and rec.get("dir"):
+            free = system.disk_free_mb(rec["dir"])
+        status["system"] = {"cpu_temp_c": system.cpu_temp_c(), "disk_free_mb": free,
+                            "cpu_percent": self.cpu.percent()}
+        status["controls"] = {"token_set": bool(self.cfg.token),
+                              "recording": callable(getattr(self.control, "set_recording", None)),
+                              "recordings": getattr(self.control, "library", None) is not None}
         return status
+
+    def _recording_bytes(self, status: dict) -> int:
+        """Bytes written to recording files since start, as a counter: the
+        largest size seen of every file the recorders reported, so a file
+        deleted by retention later does not make the counter go down."""
+        streams = (status.get("recording") or {}).get("streams") or {}
+        for st in streams.values():
+            if not isinstance(st, dict):
+                continue
+            paths = [st.get("current"), *(st.get("segments") or [])]
+            for path in paths:
+                if not path:
+                    continue
+                try:
+                    size = Path(path).stat().st_size
+                except OSError:
+                    continue
+                key = str(path)
+                if size > self._bytes_seen.get(key, 0):
+                    self._bytes_seen[key] = size
+        return sum(self._bytes_seen.values())
 
     async def _status(self, request: web.Request) -> web.Response:
         body = json.dumps(_jsonable(self._full_status()), allow_nan=False)
         return web.Response(text=body, content_type="application/json", headers=NO_CACHE)
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        text = metrics.render(self._full_status())
+        status = self._full_status()
+        counts = status["counts"]
+        frames = status.get("frames") or {}
+        # "counts" is rendered below as labelled counters; flattening it too
+        # would repeat the same numbers as gauges under other names.
+        parts = [
+            metrics.render({k: v for k, v in status.items() if k != "counts"}),
+            metrics.render_counter("rtclean_frames_total", "frames by stage (in: captured, out: processed)",
+                                   {k: v for k, v in frames.items() if isinstance(v, int)}, "stage"),
+            metrics.render_counter("rtclean_breakup_frames_total", "frames the detector decided broken",
+                                   counts["breakup_frames"]),
+            metrics.render_counter("rtclean_actions_total", "frames by repair action (pass, repair:<kind>, hold, lost)",
+                                   counts["actions"], "action"),
+            metrics.render_counter("rtclean_dropped_frames_total", "frames dropped per queue",
+                                   {k: v for k, v in (status.get("drops") or {}).items() if isinstance(v, int)},
+                                   "queue"),
+            metrics.render_counter("rtclean_source_reconnects_total", "capture reopen attempts",
+                                   int(status.get("reconnects") or 0)),
+            metrics.render_counter("rtclean_recording_written_bytes_total", "bytes written to recording files",
+                                   self._recording_bytes(status)),
+            self.hub.frame_latency.render(),
+            self.hub.live_latency.render(),
+            self.hub.score.render(),
+        ]
+        text = "".join(parts)
         return web.Response(body=text.encode(), headers={"Content-Type": metrics.CONTENT_TYPE, **NO_CACHE})
 
     async def _healthz(self, request: web.Request) -> web.Response:
         ok = bool(self.healthy())
         return web.json_response({"ok": ok}, status=200 if ok else 503, headers=NO_CACHE)
+
+    async def _recordings_page(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC_DIR / "recordings.html", headers=NO_CACHE)
+
+    async def _timeline(self, request: web.Request) -> web.Response:
+        try:
+            seconds = float(request.query.get("seconds", self.cfg.timeline_s))
+            bins = int(request.query.get("bins", 300))
+        except ValueError:
+            return json_error(400, "seconds and bins must be numbers")
+        if not (math.isfinite(seconds) and seconds > 0 and bins > 0):
+            return json_error(400, "seconds and bins must be positive")
+        import time
+
+        data = self.hub.timeline.binned(time.monotonic(), seconds, bins)
+        return web.json_response(data, headers=NO_CACHE)
+
+    # ------------------------------------------------------------------ controls (token)
+
+    def _refuse(self, request: web.Request) -> web.Response | None:
+        return auth.refuse(self.cfg.token, request)
+
+    async def _on_flag(self, request: web.Request) -> bool | web.Response:
+        denied = self._refuse(request)
+        if denied is not None:
+            return denied
+        body = await read_json(request)
+        if isinstance(body, web.Response):
+            return body
+        on = body.get("on")
+        if not isinstance(on, bool):
+            return json_error(400, 'body must be {"on": true} or {"on": false}')
+        return on
+
+    async def _auth(self, request: web.Request) -> web.Response:
+        denied = self._refuse(request)
+        return denied or web.json_response({"ok": True}, headers=NO_CACHE)
+
+    async def _record(self, request: web.Request) -> web.Response:
+        on = await self._on_flag(request)
+        if isinstance(on, web.Response):
+            return on
+        setter = getattr(self.control, "set_recording", None)
+        if not callable(setter):
+            return json_error(503, "recording control is not available in this run")
+        try:
+            # set_recording only flips a flag for the processing thread; run it
+            # off the loop anyway so a slow implementation never stalls streams.
+            await asyncio.get_running_loop().run_in_executor(None, setter, on)
+        except RtcleanError as e:
+            return json_error(409, str(e))
+        log.info("recording %s from the web page (%s)", "started" if on else "stopped", request.remote)
+        rec = _jsonable((self.status() or {}).get("recording"))
+        return web.json_response({"ok": True, "on": on, "recording": rec}, headers=NO_CACHE)
+
+    async def _tag(self, request: web.Request) -> web.Response:
+        on = await self._on_flag(request)
+        if isinstance(on, web.Response):
+            return on
+        self.hub.mark_repaired = on
+        return web.json_response({"ok": True, "on": on}, headers=NO_CACHE)

@@ -7,6 +7,12 @@ is written. Segment boundaries come from the shared ``SegmentClock`` (the key
 passed with each frame); each segment is a new MPEG-TS file with a new encoder,
 so it starts with a keyframe and stands alone.
 
+``finish()`` closes the current segment without closing the recorder (a
+signal dropout, recording stopped by hand or by a full disk): it travels
+through the same queue, so every frame submitted before it lands in the old
+segment. ``on_finished(path)`` is called from the encoder thread with each
+finished (fsynced) segment file, e.g. to remux it for browsers.
+
 If the encoder thread fails (disk full, directory gone, bad frame), the error
 is kept in ``error``, logged once, and the recorder stops accepting frames:
 later submits are counted as dropped, and the pipeline reports the error.
@@ -18,6 +24,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rtclean.config import RecordConfig
@@ -46,7 +53,7 @@ ENCODER_THREADS = 1
 
 class Recorder:
     def __init__(self, stream: str, cfg: RecordConfig, fps: float,
-                 size: tuple[int, int]) -> None:
+                 size: tuple[int, int], on_finished: Callable[[Path], None] | None = None) -> None:
         if stream not in STREAMS:
             raise ValueError(f"stream must be one of {STREAMS}, got {stream!r}")
         if not fps or fps <= 0:
@@ -67,6 +74,7 @@ class Recorder:
         self.frames_written = 0
         self.error: str | None = None
         self.encode_ms = Window(500)
+        self.on_finished = on_finished
 
     # ------------------------------------------------------------ producer side
 
@@ -81,6 +89,12 @@ class Recorder:
         """Queue one frame; never blocks. After an error the (closed) queue
         counts the frame as dropped instead."""
         self._queue.put((p, key))
+
+    def finish(self) -> None:
+        """Close the current segment once the frames queued before this call
+        are written. Frames after it must carry a new segment key (a finished
+        file is never reopened). Never blocks."""
+        self._queue.put((None, None))
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, finish and fsync the current segment."""
@@ -116,14 +130,17 @@ class Recorder:
         _lower_priority()
         try:
             while (item := self._queue.get()) is not None:
-                self._write(*item)
+                if item[0] is None:  # finish() marker
+                    self._finish_segment()
+                else:
+                    self._write(*item)
         except Exception as e:  # noqa: BLE001 - any failure must be kept and shown
             self.error = str(e) if isinstance(e, RtcleanError) else f"{type(e).__name__}: {e}"
             log.error("%s recorder stopped: %s", self.stream, self.error)
             self._queue.close()  # from now on submit() counts frames as dropped
             self._discarded += 1  # the frame that failed
-            while self._queue.get(timeout=0) is not None:
-                self._discarded += 1
+            while (left := self._queue.get(timeout=0)) is not None:
+                self._discarded += left[0] is not None  # finish() markers are not frames
         finally:
             try:
                 self._finish_segment()
@@ -174,9 +191,18 @@ class Recorder:
             if writer is not None:
                 try:
                     writer.close()  # flushes the encoder and fsyncs the file
+                    self._segments.append(str(writer.path))
+                    # Called before _current is cleared, so the segment is
+                    # never seen as neither being written nor queued for the
+                    # hook (retention must not delete it in between).
+                    if self.on_finished is not None:
+                        try:
+                            self.on_finished(writer.path)
+                        except Exception as e:  # noqa: BLE001 - a follow-up job must not stop recording
+                            log.warning("%s recorder: after-segment hook failed: %s", self.stream, e)
                 finally:
                     self._current = None
-                self._segments.append(str(writer.path))
+                    self._key = None  # a finished segment is never reopened
 
 
 # Encoders yield the CPU to the live path: their queue holds seconds of video,

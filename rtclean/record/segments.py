@@ -67,6 +67,17 @@ class SegmentClock:
                 self._key = self._new(n, frame_t)
             return self._key
 
+    def restart(self) -> None:
+        """The next frame opens a new segment with a new name (recording
+        stopped and started again, or the signal dropped out)."""
+        with self._lock:
+            self._start = None
+            self._key = None
+
+    @property
+    def current(self) -> SegmentKey | None:
+        return self._key
+
     def _new(self, number: int, frame_t: float) -> SegmentKey:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self._wall()))
         # The Pi's clock can be wrong (no RTC, before NTP): the same stamp may

@@ -5,7 +5,10 @@ Per frame the decision says whether the picture is usable:
 - clean: pass it through untouched and remember it (picture, capture time,
   grey low-res copy). This is the common path, so it only downscales.
 - broken, for less than ``repair.max_hold_ms``: predict the frame from the
-  last two clean frames. The flow between them is computed once, at the
+  last two clean frames, paste the learned OSD back (osd.py), then keep as
+  many of the frame's own pixels as the detector trusts (localise.py): field
+  repair when one field is clean, band repair when only some bands are
+  damaged, the whole prediction otherwise. The flow between them is computed once, at the
   first broken frame of a run, and reused for the whole run; each broken
   frame warps the last clean picture by that flow scaled to its own capture
   time (constant velocity, so dropped frames and jittery timing are
@@ -46,20 +49,22 @@ from rtclean import frames
 from rtclean.config import RepairConfig
 from rtclean.errors import RtcleanError
 from rtclean.frames import Decision, DetectResult, Frame
-from rtclean.repair import overlay
-from rtclean.repair.flow import FlowEstimator
+from rtclean.repair import localise, overlay
+from rtclean.repair.flow import RESIDUAL_MAX, FlowEstimator
+from rtclean.repair.osd import OsdModel
 
 log = logging.getLogger(__name__)
 
 REPAIR_FLOW = f"{frames.REPAIR}:flow"
+REPAIR_FIELD = f"{frames.REPAIR}:field"
+REPAIR_BAND = f"{frames.REPAIR}:band"
+REPAIR_PIXELS = f"{frames.REPAIR}:pixels"
+KIND_ACTION = {localise.PIXELS: REPAIR_PIXELS, localise.FIELD: REPAIR_FIELD, localise.BAND: REPAIR_BAND}
 
 # Per-interval decay of the constant-velocity extrapolation (see module doc).
 DECAY = 0.9
-# Mean absolute grey error (0..255, at flow resolution) above which the flow
-# between the last two clean frames does not explain them. Measured: ordinary
-# motion on the real clips stays <= 16 (p99 <= 9.4), the five hard cuts in
-# bikes_cuts give 46..76.
-RESIDUAL_MAX = 24.0
+# RESIDUAL_MAX (flow.py): above it the flow between the last two clean
+# frames does not explain them (scene cut) and the run holds instead.
 # The last two clean frames must be at most this many frame periods apart
 # (three dropped frames): older pairs say little about the current motion.
 MAX_PAIR_PERIODS = 4.0
@@ -99,12 +104,14 @@ class Repairer:
         self._clean: deque[_Clean] = deque(maxlen=cfg.history)
         self._run: _Run | None = None
         self._lost: tuple[_Clean, np.ndarray] | None = None  # overlay cache
+        self.osd = OsdModel(cfg.osd_frames)
 
     def reset(self) -> None:
         """Forget every clean frame (new source, reconnect, new file)."""
         self._clean.clear()
         self._run = None
         self._lost = None
+        self.osd.reset()
 
     # ------------------------------------------------------------------ main
 
@@ -129,25 +136,35 @@ class Repairer:
 
     def _remember(self, frame: Frame) -> None:
         self._clean.append(_Clean(frame.t, frame.image, self._est.small(frame.image)))
+        self.osd.update(frame.image)
         self._run = None  # a clean frame ends the breakup run
 
     def _repair(self, frame: Frame, decision: Decision, result: DetectResult) -> tuple[np.ndarray, str]:
-        """A broken frame within the hold limit. One method per repair kind
-        (whole-frame flow today; field and band repair can slot in here,
-        chosen from ``result.bands``)."""
+        """A broken frame within the hold limit: whole-frame prediction (or
+        hold), then only the parts the detector found damaged are taken from
+        it."""
         if not self._clean:
             # Nothing clean seen yet: there is no picture to predict from.
             return self._signal_lost(frame), frames.LOST
         run = self._run if self._run is not None else self._start_run()
-        if run.flow is None:
-            return run.last.image.copy(), frames.HOLD
-        return self._repair_flow(frame, run)
+        pred, action = self._predict(frame, run)
+        if frame.image.shape != pred.shape:
+            return pred, action
+        p = localise.plan(result, self.cfg.band_threshold, self.cfg.band_max_share)
+        p = localise.refine(p, frame.image, pred)
+        if p.kind == localise.FULL:
+            return pred, action
+        return localise.apply(p, frame.image, pred, self.cfg.feather), KIND_ACTION[p.kind]
 
-    def _repair_flow(self, frame: Frame, run: _Run) -> tuple[np.ndarray, str]:
-        s = (frame.t - run.last.t) / run.interval
-        if s <= 0:  # clock went backwards or a duplicate stamp: nothing to move
+    def _predict(self, frame: Frame, run: _Run) -> tuple[np.ndarray, str]:
+        """The whole frame predicted from the past: (new picture, action)."""
+        s = (frame.t - run.last.t) / run.interval if run.flow is not None else 0.0
+        if s <= 0:  # no usable flow, or the clock went backwards: hold
             return run.last.image.copy(), frames.HOLD
-        return self._est.warp(run.last.image, run.flow, extrapolation(s)), REPAIR_FLOW
+        pred = self._est.warp(run.last.image, run.flow, extrapolation(s))
+        # The OSD does not move with the scene: put it back where it was.
+        self.osd.paste(pred, run.last.image)
+        return pred, REPAIR_FLOW
 
     def _start_run(self) -> _Run:
         last = self._clean[-1]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -48,7 +48,7 @@ class SimFrame:
     label: BreakupLabel
     index: int
     pts: float  # seconds from the start of the feed
-    link: LinkState | None = None  # the link during this frame (quality, threshold, rssi)
+    link: Any = None  # the link during this frame: LinkState (image-domain), LinkFrame (analog), LoopLink (demo loop)
 
 
 def _standard(name: str) -> Standard:
@@ -105,6 +105,13 @@ class DemoFeed:
         self._camera.step()
         self._osd.draw(frame, self.index / self.fps, rssi)
         return frame
+
+    def next_scene(self, rssi: int) -> np.ndarray:
+        """The next undegraded frame only (no link, no breakup), with ``rssi``
+        on the OSD: the demo loop's content, and its truth on replay."""
+        truth = self._render(int(rssi))
+        self.index += 1
+        return truth
 
     def next(self) -> SimFrame:
         state = self._breaker.link.next()

@@ -1,5 +1,18 @@
-"""The demo source: the simulated FPV feed (rtclean.sim) as a capture source,
-so rtclean runs with no hardware straight after install."""
+"""The demo source: a simulated FPV feed as a capture source, so rtclean runs
+with no hardware straight after install.
+
+``channel: analog`` (default) replays the loop rendered once through the
+physical analog channel simulator (rtclean.sim.demo_clip: composite, FM,
+noise, receiver and capture card; ~0.3 s per frame, far from live rate) with
+its exact per-frame labels. ``channel: image`` runs the image-domain
+simulator live (rtclean.sim.feed), endless and shaped by ``seed`` and
+``breakup``, which the fixed analog loop ignores.
+
+Either way ``last`` is the SimFrame of the frame read() returned last: the
+label is exact; ``truth`` is the untouched frame (for the analog loop the
+camera's view before the transmitter, re-rendered from the recipe's seed, so
+even a clean frame differs from it by the composite round trip).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +24,7 @@ import numpy as np
 from rtclean.config import DemoConfig
 from rtclean.errors import SourceError
 from rtclean.sim.feed import STANDARDS, DemoFeed, SimFrame
+from rtclean.sim.loop_feed import LoopFeed
 from rtclean.sources.base import Source
 
 log = logging.getLogger(__name__)
@@ -29,19 +43,26 @@ class DemoSource(Source):
         std = STANDARDS.get(cfg.standard)
         self.fps = std.fps if std else 25.0
         self.last: SimFrame | None = None  # ground truth of the frame read() returned last
-        self._feed: DemoFeed | None = None
+        self._feed: DemoFeed | LoopFeed | None = None
         self._start = 0.0
         self._n = 0
 
     def open(self) -> None:
         c = self.cfg
-        self._feed = DemoFeed(c.standard, seed=c.seed, breakup=c.breakup, width=c.width)
+        if c.channel == "analog":
+            self._feed = LoopFeed(c.standard, width=c.width)
+        else:
+            self._feed = DemoFeed(c.standard, seed=c.seed, breakup=c.breakup, width=c.width)
         self.fps = self._feed.fps
         self.size = self._feed.size
         self._n = 0
         self._start = time.monotonic()
-        log.info("demo feed: %s %dx%d @ %.2f fps, breakup %.0f%%, seed %d",
-                 c.standard.upper(), *self.size, self.fps, 100 * c.breakup, c.seed)
+        if c.channel == "analog":
+            log.info("demo feed: %s %dx%d @ %.2f fps, analog channel loop of %d frames (%s)",
+                     c.standard.upper(), *self.size, self.fps, self._feed.length, self._feed.video.name)
+        else:
+            log.info("demo feed: %s %dx%d @ %.2f fps, image channel, breakup %.0f%%, seed %d",
+                     c.standard.upper(), *self.size, self.fps, 100 * c.breakup, c.seed)
 
     def read(self) -> tuple[np.ndarray, float] | None:
         if self._feed is None:
@@ -65,4 +86,6 @@ class DemoSource(Source):
         return frame.image, frame.pts
 
     def close(self) -> None:
+        if isinstance(self._feed, LoopFeed):
+            self._feed.close()
         self._feed = None

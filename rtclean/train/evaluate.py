@@ -144,31 +144,50 @@ class EvalDetector:
     threshold: float
     source: str  # model path or "classical"
     times_ms: list[float] = field(default_factory=list)
+    # the pipeline's no-signal check (blue/black/frozen screens), for the row
+    # that scores what `rtclean detect` decides per frame
+    nosignal: object | None = None
 
     def score(self, image: np.ndarray) -> float:
         t0 = time.perf_counter()
         s = self.detector.detect(image).score
+        if self.nosignal is not None and self.nosignal.check(image) is not None:
+            s = 1.0
         self.times_ms.append((time.perf_counter() - t0) * 1000.0)
         return float(s)
+
+    def reset(self) -> None:
+        self.detector.reset()
+        if self.nosignal is not None:
+            self.nosignal.reset()
 
 
 def make_detectors(model: str | None) -> list[EvalDetector]:
     from rtclean.config import Config
     from rtclean.detect.classical import ClassicalDetector
 
+    from rtclean.detect.nosignal import NoSignalCheck
+
+    # Every detector's score is calibrated so that its operating point is
+    # 0.5 (TFLiteDetector maps the threshold in the model's card there):
+    # one threshold, the configuration's, for all rows.
+    threshold = float(Config().detect.threshold)
+    frozen = Config().detect.frozen_frames
     out = []
     if model:
+        from rtclean.detect.fused import FusedDetector
         from rtclean.detect.tflite import TFLiteDetector
 
-        threshold = 0.5
-        card = Path(model).with_suffix(".json")
-        if card.is_file():
-            try:
-                threshold = float(json.loads(card.read_text(encoding="utf-8")).get("threshold", 0.5))
-            except (ValueError, TypeError, AttributeError):
-                log.warning("%s: unreadable model sidecar, using threshold 0.5", card)
         out.append(EvalDetector("tflite", TFLiteDetector(model, num_threads=1), threshold, str(model)))
-    out.append(EvalDetector("classical", ClassicalDetector(), float(Config().detect.threshold), "classical"))
+        out.append(EvalDetector("classical", ClassicalDetector(), threshold, "classical"))
+        out.append(EvalDetector("rtclean", FusedDetector(TFLiteDetector(model, num_threads=1)), threshold,
+                                f"classical + {model} + no-signal check (what `rtclean detect` decides per frame)",
+                                nosignal=NoSignalCheck(frozen)))
+    else:
+        out.append(EvalDetector("classical", ClassicalDetector(), threshold, "classical"))
+        out.append(EvalDetector("rtclean", ClassicalDetector(), threshold,
+                                "classical + no-signal check (what `rtclean detect` decides per frame)",
+                                nosignal=NoSignalCheck(frozen)))
     return out
 
 
@@ -181,7 +200,7 @@ def score_folders(dirs: list[str], dets: list[EvalDetector]) -> Scores:
         cur, prev = data.load_pair(s)
         row = {}
         for d in dets:
-            d.detector.reset()
+            d.reset()
             d.detector.detect(prev)
             row[d.name] = d.score(cur)
         rec = s.record or {}
@@ -199,7 +218,7 @@ def score_sim_clips(clips: list[Path], frames: int, seed: int, dets: list[EvalDe
     skipped = {"ambiguous": 0, "frozen": 0}
     for ci, clip in enumerate(clips):
         for d in dets:
-            d.detector.reset()
+            d.reset()
         for sf in simulate(read_frames(clip, frames, loop=True), seed * 1000 + ci, settings):
             row = {d.name: d.score(sf.image) for d in dets}  # every frame: detectors keep their context
             cls = frame_class(sf.label.kind, sf.label.damaged_lines)
@@ -217,7 +236,7 @@ def score_untouched(clips: list[Path], dets: list[EvalDetector]) -> dict:
     per_clip = []
     for clip in clips:
         for d in dets:
-            d.detector.reset()
+            d.reset()
         n = 0
         fp = {d.name: 0 for d in dets}
         for image in read_frames(clip):

@@ -110,7 +110,7 @@ def compare_with_detector(model, path: str | Path, pairs: list[tuple[np.ndarray,
     from rtclean.detect.tflite import TFLiteDetector
     from rtclean.train.data import to_input
 
-    det = TFLiteDetector(path)
+    det = TFLiteDetector(path, threshold=0.5)  # raw scores (0.5 calibrates to the identity)
     h, w, c = model.input_shape[1:]
     frame_diff, band_diff, scores = [], [], []
     for cur, prev in pairs:

@@ -83,3 +83,4 @@ def register(sub, common) -> None:
     d.add_argument("--breakup", type=float, default=0.5, help="share of simulated frames with breakup")
     d.add_argument("--sim", choices=("analog", "image"), default="image", help="simulator")
     d.set_defaults(func=cmd_eval_detect)
+    __import__("rtclean.repair.eval_cli", fromlist=["register"]).register(esub, common)  # `eval repair`

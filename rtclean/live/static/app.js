@@ -1,11 +1,16 @@
 // rtclean live page: MJPEG feeds (only the visible ones are streamed, so the
-// server encodes nothing nobody looks at) and status tiles from /api/status.
+// server encodes nothing nobody looks at), status tiles from /api/status, the
+// breakup timeline from /api/timeline, and the token-protected controls
+// (recording on/off, repaired-frame tag) through controls.js.
 "use strict";
 
 (() => {
   const MODES = ["clean", "raw", "side"];
   const BLANK = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7";
   const POLL_MS = 1000;
+  const TIMELINE_S = 300;
+  const TIMELINE_BINS = 300;
+  const rt = window.rtclean;
 
   const $ = (sel) => document.querySelector(sel);
   const viewer = $("#viewer");
@@ -143,6 +148,11 @@
     const rep = s.repairs || {};
     set("repairs.total", int(sum(rep)));
     set("repairs", `${int(rep.repair)} repaired · ${int(rep.hold)} held · ${int(rep.lost)} lost`);
+    // Repairs by kind: the hub counts every exact action ("repair:flow", ...).
+    const acts = (s.counts && s.counts.actions) || {};
+    const kinds = Object.entries(acts).filter(([k]) => k.startsWith("repair:"))
+      .map(([k, v]) => `${k.slice(7)} ${int(v)}`);
+    set("repairs.kinds", kinds.join(" · "));
 
     const drops = s.drops || {};
     const dropTotal = sum(drops);
@@ -151,16 +161,129 @@
     tone("t-drops", dropTotal > 0 ? "warn" : "");
 
     const rec = s.recording || {};
-    set("recording.active", rec.active ? "On" : "Off");
+    const recState = rec.state || (rec.active ? "recording" : "off");
+    set("recording.active", REC_TEXT[recState] || recState);
     set("recording.file", rec.active ? (base(rec.clean) || base(rec.raw) || rec.dir || "–") : (rec.dir ? `to ${rec.dir}` : "–"));
-    tone("t-rec", rec.active ? "bad" : "");
+    tone("t-rec", rec.active ? "bad" : recState === "disk_full" || recState === "error" ? "warn" : "");
     $("#rec-badge").hidden = !rec.active;
 
+    const sys = s.system || {};
+    const free = typeof rec.free_mb === "number" ? rec.free_mb : sys.disk_free_mb;
+    set("disk.free", typeof free === "number" ? (free >= 1024 ? `${num(free / 1024, 1)} GB` : `${int(free)} MB`) : "–");
+    set("disk.dir", rec.dir || "–");
+    tone("t-disk", typeof free === "number" && free < 500 ? "warn" : "");
+    set("cpu.temp", typeof sys.cpu_temp_c === "number" ? `${num(sys.cpu_temp_c, 1)} °C` : "n/a");
+    set("cpu.use", typeof sys.cpu_percent === "number" ? `rtclean ${num(sys.cpu_percent, 0)}% of a core` : "–");
+    tone("t-cpu", typeof sys.cpu_temp_c === "number" && sys.cpu_temp_c >= 80 ? "bad"
+      : typeof sys.cpu_temp_c === "number" && sys.cpu_temp_c >= 70 ? "warn" : "");
+
     set("uptime_s", duration(s.uptime_s));
-    set("detector", s.detector ? `detector: ${s.detector}` : "–");
+    set("reconnects", `${int(s.reconnects)} reconnect${s.reconnects === 1 ? "" : "s"}`);
+    set("detector", s.detector || "–");
+    const det = (s.stages && s.stages.detect) || {};
+    set("detector.stage", typeof det.median_ms === "number" ? `detect ${num(det.median_ms, 1)} ms median` : "–");
+
+    renderControls(s);
 
     $("#updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
     document.body.dataset.filled = "1";
+  }
+
+  const REC_TEXT = { off: "Off", waiting: "Waiting", recording: "On", disk_full: "Disk full", error: "Error" };
+
+  // ------------------------------------------------------------------ controls
+
+  let lastStatus = null;
+  const recBtn = $("#rec-toggle");
+  const tagBtn = $("#tag-toggle");
+
+  function renderControls(s) {
+    lastStatus = s;
+    const c = s.controls || {};
+    const rec = s.recording || {};
+    const on = !!rec.active || rec.manual === true;
+    recBtn.setAttribute("aria-pressed", String(on));
+    recBtn.textContent = on ? "Stop recording" : "Record";
+    recBtn.disabled = !c.recording;
+    const why = !c.token_set ? "disabled: set live.token in the config" : "";
+    recBtn.title = why || (c.recording ? "start/stop recording" : "recording is not set up in this run");
+    const tag = !!(s.live && s.live.mark_repaired);
+    tagBtn.setAttribute("aria-pressed", String(tag));
+    tagBtn.textContent = tag ? "Tag on" : "Tag off";
+    tagBtn.disabled = false;
+    tagBtn.title = why || "tag repaired frames in the live view";
+  }
+
+  recBtn.addEventListener("click", async () => {
+    const on = recBtn.getAttribute("aria-pressed") !== "true";
+    recBtn.disabled = true;
+    const res = await rt.api("POST", "/api/record", { on });
+    if (!res.ok) rt.toast(rt.explain(res));
+    else rt.toast(on ? "Recording started" : "Recording stopped", false);
+    await refresh();
+  });
+
+  tagBtn.addEventListener("click", async () => {
+    const on = tagBtn.getAttribute("aria-pressed") !== "true";
+    const res = await rt.api("POST", "/api/tag", { on });
+    if (!res.ok) rt.toast(rt.explain(res));
+    await refresh();
+  });
+
+  rt.wireUnlock(() => refresh());
+
+  // ------------------------------------------------------------------ timeline
+
+  const canvas = $("#timeline");
+
+  function drawTimeline(tl) {
+    const dpr = window.devicePixelRatio || 1;
+    const w = Math.max(100, canvas.clientWidth), h = canvas.clientHeight || 90;
+    if (canvas.width !== Math.round(w * dpr)) { canvas.width = Math.round(w * dpr); canvas.height = Math.round(h * dpr); }
+    const g = canvas.getContext("2d");
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, w, h);
+    g.strokeStyle = "#242c39";
+    g.lineWidth = 1;
+    for (const y of [0.25, 0.5, 0.75]) { g.beginPath(); g.moveTo(0, h * y + 0.5); g.lineTo(w, h * y + 0.5); g.stroke(); }
+    const n = tl.bins, bw = w / n;
+    for (let i = 0; i < n; i++) {
+      const x = i * bw;
+      if (tl.no_signal[i] > 0.5) { g.fillStyle = "#3a4150"; g.fillRect(x, 0, Math.ceil(bw), h); continue; }
+      if (tl.breakup[i] > 0) {  // share of broken frames: a red band from the top
+        g.fillStyle = "rgba(255, 92, 92, 0.35)";
+        g.fillRect(x, 0, Math.ceil(bw), h * tl.breakup[i]);
+      }
+    }
+    g.beginPath();
+    g.strokeStyle = "#4fd1c5";
+    g.lineWidth = 1.5;
+    let pen = false;
+    for (let i = 0; i < n; i++) {
+      const v = tl.score[i];
+      if (v === null) { pen = false; continue; }
+      const x = i * bw + bw / 2, y = h - v * (h - 2) - 1;
+      if (pen) g.lineTo(x, y); else g.moveTo(x, y);
+      pen = true;
+    }
+    g.stroke();
+    canvas.dataset.frames = String(tl.frames);
+  }
+
+  async function pollTimeline() {
+    try {
+      const r = await fetch(`/api/timeline?seconds=${TIMELINE_S}&bins=${TIMELINE_BINS}`, { cache: "no-store" });
+      if (r.ok) drawTimeline(await r.json());
+    } catch (e) { /* shown as offline by the status poll */ }
+  }
+  set("timeline.span", `${TIMELINE_S / 60} min`);
+  set("timeline.left", `–${TIMELINE_S / 60} min`);
+
+  async function refresh() {
+    try {
+      const r = await fetch("/api/status", { cache: "no-store" });
+      if (r.ok) render(await r.json());
+    } catch (e) { /* the next poll reports it */ }
   }
 
   async function poll() {
@@ -174,6 +297,7 @@
       set("state", "Offline");
       tone("t-signal", "bad");
     }
+    await pollTimeline();
     setTimeout(poll, POLL_MS);
   }
 

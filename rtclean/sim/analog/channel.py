@@ -117,15 +117,27 @@ class AnalogChannel:
         ref_in = sig_ref + noise * np.float32(10.0 ** (-REFERENCE_CNR_DB / 20.0))
         out = self.rx.decode(rf.discriminate(rx, std))
         ref = self.ref_rx.decode(rf.discriminate(ref_in, std))
-        shift = out.row_pos - ref.row_pos
-        rolled = out.v_off != ref.v_off
-        if rolled:
-            shift = np.zeros_like(shift)
+        shift, rolled = displacement(out.row_pos, ref.row_pos, self.std.spl, self.std.samples)
         killed = not (out.colour[0] and out.colour[1])
         m = measure(out.image, ref.image, shift, rolled, killed, out.no_signal, self.profile)
         return AnalogResult(out.image, ref.image, m.label, m.line_damage, m.line_damaged, m.line_shift,
                             m.field_damage, float(cnr.mean()), cnr.astype(np.float32), out.v_off, out.colour,
                             out.burst_coherence, float(out.sync_ok.mean()), out.no_signal)
+
+
+def displacement(row_pos: np.ndarray, ref_pos: np.ndarray, spl: int, samples: int) -> tuple[np.ndarray, bool]:
+    """Sideways shift of each output row against the reference (pixels) and
+    whether the picture is rolled: the rows show other lines of the stream
+    than the reference's. Judged from where each row was taken, not from the
+    decoder's offsets: a decoder that re-based its line counter shows the
+    right lines whatever its internal offsets say. A row hunting for sync
+    may jump up to half a line sideways, so a frame counts as rolled when a
+    quarter of its rows or more are a whole line or more away."""
+    d = (row_pos - ref_pos + samples / 2) % samples - samples / 2
+    lines = np.rint(d / spl)
+    rolled = bool((lines != 0).mean() >= 0.25)
+    shift = np.zeros_like(d) if rolled else d - lines * spl
+    return shift, rolled
 
 
 def degrade_analog(frames: Iterable[np.ndarray], seed: int = 1, breakup: float = 0.3, standard: str = "pal",

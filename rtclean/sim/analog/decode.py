@@ -10,12 +10,24 @@
   edge shifts that line and, decaying, the next ones sideways. Twelve lines
   without a valid edge drop lock: the loop then free-runs (a slanted picture)
   and jumps to whatever edge it finds until edges line up again.
+- A continuous stream: the decoder sees each frame's samples preceded by the
+  last ``TAIL_LINES`` lines of the previous frame (sync, luma and chroma, the
+  chroma turned to the same subcarrier oscillator), as a receiver sees one
+  unbroken signal. Without it a vertical sync at the frame's first sample,
+  or a line grid that drifted across the frame edge, was cut in two and the
+  flywheel re-locked ~25 lines off for good after a deep dropout. Beyond the
+  end of the frame (the next frame is not known yet) positions wrap to this
+  frame's start: the sync structure repeats every frame.
 - Vertical sync: an integrator over each half-line finds the broad pulses; a
   vertical flywheel expects them once per field. Missing them for two fields
-  it re-locks on any run of broad pulses (noise can fake them) or drifts:
-  the picture rolls and jumps. Roll is rendered by taking rows from the
-  frame's stream cyclically, so the vertical blanking (black bar and pulses)
-  crosses the picture.
+  it pulls towards the nearest run of broad pulses (noise can fake them)
+  whose half-line parity says which field it starts (a field-1 vsync starts
+  on a line, a field-2 vsync mid-line, so the fields cannot swap), at most
+  V_PULL half-lines per field, or drifts: the picture rolls and jumps. Roll is rendered by taking rows from the frame's
+  stream cyclically, so the vertical blanking (black bar and pulses) crosses
+  the picture. Once locked, the line counter is reset at the vertical sync
+  (the offset is moved into the horizontal flywheel's frame start), as a
+  decoder's vertical countdown does: the next frame starts at its own vsync.
 - Colour: the chroma is demodulated against a subcarrier oscillator locked
   to the average burst of each field (ACC scales saturation by the burst
   amplitude); PAL lines are V-switched by the burst's swing and averaged with
@@ -46,8 +58,13 @@ H_LOSE = 12  # lines without a valid edge before lock is lost
 H_FREERUN = 1.004  # free-running line period relative to nominal (slant when unlocked)
 V_GATE = 3  # half-lines
 V_DRIFT = 3  # half-lines per field when the vertical oscillator free-runs
-KILL_ON, KILL_OFF = 0.8, 0.9  # burst coherence: kill below / restore above
+V_PULL = 40  # half-lines per field the re-locking vertical oscillator moves towards a vsync (it rolls in)
+# Burst coherence: kill below / restore above. ~0.95 is ~18 degrees rms burst
+# phase noise: chroma that noisy is worse than none, so the killer acts while
+# the picture is still snowy, before the syncs fail (the order FPV shows).
+KILL_ON, KILL_OFF = 0.95, 0.97
 EDGE_BIAS = 0.5  # the sliced edge of the filtered sync lands half a sample before the template edge
+TAIL_LINES = 32  # lines of the previous frame carried into the next frame's decode window
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +108,23 @@ def _chroma(spec: np.ndarray, std: AnalogStandard) -> np.ndarray:
     return np.fft.ifft(zc).astype(np.complex64) * flt.chroma_fix
 
 
-def _bursts(chroma: np.ndarray, starts: np.ndarray, std: AnalogStandard) -> np.ndarray:
+def _win(i: np.ndarray, off: int, size: int, period: int) -> np.ndarray:
+    """Window index of integer sample positions ``i`` (relative to the
+    current frame's first sample) in a window holding ``off`` samples of the
+    previous frame then the current frame (``size`` in all); positions
+    outside it wrap into the current frame (``period`` samples)."""
+    j = i + off
+    out = (j < 0) | (j >= size)
+    return np.where(out, i % period + off, j)
+
+
+def _bursts(chroma: np.ndarray, starts: np.ndarray, std: AnalogStandard, off: int = 0) -> np.ndarray:
     """Burst phasor of each line starting at ``starts``, turned so that the
-    -U axis is at 0 degrees (PAL: +-45 degrees with the V switch)."""
+    -U axis is at 0 degrees (PAL: +-45 degrees with the V switch).
+    ``chroma``: 6.75 MHz window with ``off`` samples of the previous frame first."""
     kb = np.arange(4, std.burst_len - 4, 2)
     idx = np.rint((starts[:, None] + EDGE_BIAS + std.burst_start + kb[None, :]) / 2).astype(np.int64)
-    return -1j * chroma[idx % chroma.size].mean(1)
+    return -1j * chroma[_win(idx, off, chroma.size, std.samples // 2)].mean(1)
 
 
 @functools.lru_cache(maxsize=2)
@@ -126,13 +154,23 @@ class DecodeOut:
     no_signal: bool
 
 
-def _interp(a: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Linear interpolation of ``a`` at fractional indices ``x``, wrapping."""
+def _interp(a: np.ndarray, x: np.ndarray, off: int, period: int) -> np.ndarray:
+    """Linear interpolation at fractional positions ``x`` (relative to the
+    current frame) of a window ``a`` holding ``off`` samples of the previous
+    frame then the current frame (``period`` samples)."""
     i0 = np.floor(x)
     f = (x - i0).astype(np.float32)
-    i0 = i0.astype(np.int64) % a.size
-    i1 = (i0 + 1) % a.size
-    return a[i0] * (1 - f) + a[i1] * f
+    i0 = i0.astype(np.int64)
+    return a[_win(i0, off, a.size, period)] * (1 - f) + a[_win(i0 + 1, off, a.size, period)] * f
+
+
+@dataclass(slots=True, eq=False)
+class _Tail:
+    """The end of the previous frame, as the next frame's window needs it."""
+
+    sync: np.ndarray  # 6.75 MHz sync-filtered composite
+    luma: np.ndarray  # 13.5 MHz
+    chroma: np.ndarray  # 6.75 MHz complex, on the next frame's subcarrier oscillator phase
 
 
 class Decoder:
@@ -152,6 +190,11 @@ class Decoder:
         self.killed = [False, False]
         self.lost = False
         self.last: np.ndarray | None = None
+        self.tail: _Tail | None = None  # None before the first frame: its own end stands in
+        # The chroma of each frame is demodulated against an oscillator whose
+        # phase restarts at the frame's first sample; carried into the next
+        # frame, the tail must be turned by one frame of subcarrier phase.
+        self._tail_turn = np.complex64(np.exp(2j * np.pi * ((std.fsc / FS * std.samples) % 1.0)))
 
     # ------------------------------------------------------------------ sync
     def _sync_edges(self, s: np.ndarray) -> np.ndarray:
@@ -165,6 +208,13 @@ class Decoder:
         a, b = s[n - 1], s[n]
         t = (n - 1) + (a - thr) / np.maximum(a - b, 1e-6)
         return (2.0 * t).astype(np.float64), low, cum
+
+    def _edges_for_frame(self, edges_win: np.ndarray, off: int) -> np.ndarray:
+        """Window edge times (13.5 MHz) -> frame-relative, plus the start of
+        this frame repeated after its end (the next frame's syncs fall at the
+        same places; its samples are not known yet)."""
+        e = edges_win - off
+        return np.concatenate([e, e[(e >= 0) & (e < off)] + self.std.samples])
 
     def _flywheel(self, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         std = self.std
@@ -207,48 +257,76 @@ class Decoder:
                     self.h_good = 0
             pos[li] = p
             locked[li] = self.h_locked
-        self.h_pos = p + per - std.samples
+        n = std.samples
+        # frames are cyclic here: a grid a whole frame off is the same grid
+        self.h_pos = (p + per - n + n / 2) % n - n / 2
         self.h_per = per
         return pos, ok, locked
 
-    def _vertical(self, pos: np.ndarray, cum: np.ndarray) -> tuple[int, int]:
+    def _vertical(self, pos: np.ndarray, cum: np.ndarray, off2: int) -> tuple[int, int]:
         """Vertical flywheel for the two fields of the frame; returns the
-        per-field offset in lines."""
+        per-field offset in lines. ``cum``: cumulative sync-low count over
+        the 6.75 MHz window, whose first ``off2`` samples are the previous
+        frame's tail (the half-lines before line 0 are looked at there)."""
         std = self.std
         q = std.spl / 4  # half-line in 6.75 MHz samples
-        starts = np.stack([pos / 2, pos / 2 + q], 1).reshape(-1)
+        nh = 2 * std.lines
+        pre = pos[0] - self.h_per * np.arange(TAIL_LINES, 0, -1)
+        lines = np.concatenate([pre, pos]) / 2 + off2
+        starts = np.stack([lines, lines + q], 1).reshape(-1)
         a = np.clip(starts.astype(np.int64), 0, cum.size - 1)
         b = np.clip((starts + q).astype(np.int64), 0, cum.size - 1)
-        frac = (cum[b] - cum[a]) / q
-        broad = frac > 0.55
-        nh = broad.size
-        run = broad.copy()
-        for k in (1, 2, 3):
-            run &= np.roll(broad, -k)
-        run &= ~np.roll(broad, 1)
-        cands = np.nonzero(run)[0]
+        broad = (cum[b] - cum[a]) / q > 0.55
+        # a vsync: four broad half-lines after one that is not
+        pad = np.concatenate([[True], broad, [False] * 3])
+        run = ~pad[:-4] & pad[1:-3] & pad[2:-2] & pad[3:-1] & pad[4:]
+        cands = np.nonzero(run)[0] - 2 * TAIL_LINES  # half-line index against line 0 of the grid
+
+        def wrap(d):
+            return (d + nh // 2) % nh - nh // 2
+
         offs = []
         for fld in (0, 1):
-            exp = (std.vsync_half[fld] + self.v_off) % nh
+            exp = std.vsync_half[fld] + self.v_off
+            near = False
             if cands.size:
-                d = (cands - exp + nh // 2) % nh - nh // 2
+                d = wrap(cands - exp)
                 k = int(np.argmin(np.abs(d)))
                 near = abs(int(d[k])) <= V_GATE
-            else:
-                near = False
             if near:
                 self.v_off += int(d[k])
                 self.v_miss = 0
             else:
                 self.v_miss += 1
                 if self.v_miss >= 2:
-                    if cands.size:
-                        self.v_off += int(d[k])  # re-lock on the nearest run of broad pulses
-                    else:
-                        self.v_off += V_DRIFT
-            self.v_off = (self.v_off + nh // 2) % nh - nh // 2
+                    self._relock(cands, wrap)
+            self.v_off = int(wrap(self.v_off))
             offs.append(int(np.floor(self.v_off / 2)))
+        if self.v_miss == 0 and self.v_off:
+            # Locked: reset the line counter at the vsync. The next frame's
+            # first line starts where the vsync says, so its rows come from
+            # the stream in order again (this frame still shows the jump).
+            k = int(round(self.v_off / 2))
+            n = std.samples
+            self.h_pos = (self.h_pos + k * self.h_per + n / 2) % n - n / 2
+            self.v_off -= 2 * k
         return offs[0], offs[1]
+
+    def _relock(self, cands: np.ndarray, wrap) -> None:
+        """Free-running vertical oscillator: pull towards the nearest
+        vsync-like run whose half-line parity identifies its field, at most
+        V_PULL half-lines per field (the picture rolls into place over a few
+        fields, as a receiver's does), else drift."""
+        std = self.std
+        if cands.size:
+            opts = wrap(cands[:, None] - np.asarray(std.vsync_half)[None, :]).reshape(-1)
+            opts = opts[opts % 2 == 0]  # a run on the wrong half-line for both fields cannot be a vsync
+            if opts.size:
+                d = wrap(opts - self.v_off)
+                step = int(d[np.argmin(np.abs(d))])
+                self.v_off += int(np.clip(step, -V_PULL, V_PULL))
+                return
+        self.v_off += V_DRIFT
 
     # ------------------------------------------------------------------ decode
     def decode(self, spec: np.ndarray) -> DecodeOut:
@@ -258,13 +336,22 @@ class Decoder:
         flt = rx_filters(std)
         n = std.samples
         m = n // 2
-        sync_sig = np.fft.irfft(spec[: n // 4 + 1] * flt.sync, n=m) * 0.5
-        edges, low, cum = self._sync_edges(sync_sig.astype(np.float32))
-        pos, ok, locked = self._flywheel(edges)
-        v1, v2 = self._vertical(pos, cum)
-
+        sync_sig = (np.fft.irfft(spec[: n // 4 + 1] * flt.sync, n=m) * 0.5).astype(np.float32)
         luma = np.fft.irfft(spec * flt.luma, n=n).astype(np.float32)
         chroma = _chroma(spec, std)
+        tail = self.tail
+        off = TAIL_LINES * std.spl  # window samples before the frame (13.5 MHz)
+        off2 = off // 2
+        if tail is None:  # the first frame: a transmitter that was already running
+            tail = _Tail(sync_sig[-off2:], luma[-off:], chroma[-off2:])
+        sync_w = np.concatenate([tail.sync, sync_sig])
+        luma_w = np.concatenate([tail.luma, luma])
+        chroma_w = np.concatenate([tail.chroma, chroma])
+        self.tail = _Tail(sync_sig[-off2:], luma[-off:], chroma[-off2:] * self._tail_turn)
+
+        edges, low, cum = self._sync_edges(sync_w)
+        pos, ok, locked = self._flywheel(self._edges_for_frame(edges, off))
+        v1, v2 = self._vertical(pos, cum, off2)
 
         # rows -> stream lines, rolled by the vertical offset of their field
         rows_f = np.arange(std.height) % 2
@@ -272,11 +359,11 @@ class Decoder:
         start = pos[src] + EDGE_BIAS
         px = np.arange(std.width, dtype=np.float64)
         x = start[:, None] + (std.act0 + px)[None, :]
-        y = _interp(luma, x)
+        y = _interp(luma_w, x, off, n)
 
         # bursts, per stream line
         bl = np.nonzero(t.burst_lines)[0]
-        burst = _bursts(chroma, pos[bl], std)
+        burst = _bursts(chroma_w, pos[bl], std, off2)
         nominal = _burst_nominal(std)
         coh_norm = np.sqrt(0.5) if std.pal else 1.0
         field_of_line = np.zeros(std.lines, int)
@@ -307,12 +394,12 @@ class Decoder:
 
         fld_rows = field_of_line[src]
         cg = (rot[fld_rows] * gain[fld_rows])[:, None]
-        c0 = _interp(chroma, x / 2) * cg
+        c0 = _interp(chroma_w, x / 2, off2, m) * cg
         u = -c0.imag
         v = c0.real * sw[src][:, None]
         if std.pal:  # delay line: average with the previous line (its own V switch)
             xp = x - std.spl
-            c1 = _interp(chroma, xp / 2) * cg
+            c1 = _interp(chroma_w, xp / 2, off2, m) * cg
             u = 0.5 * (u - c1.imag)
             v = 0.5 * (v + c1.real * sw[(src - 1) % std.lines][:, None])
         amp = std.white - std.black
