@@ -139,7 +139,9 @@ class RecordingsApi:
         headers["Content-Disposition"] = f'{disposition}; filename="{re.sub(r"[^A-Za-z0-9._-]", "_", real.name)}"'
         return web.FileResponse(real, headers=headers)
 
-    async def delete(self, request: web.Request) -> web.Response:
+    def _target(self, request: web.Request):
+        """(library, name, recording) for a state-changing request on one
+        recording, or the refusal to send (token, no library, bad name)."""
         denied = self._refuse(request)
         if denied is not None:
             return denied
@@ -150,6 +152,13 @@ class RecordingsApi:
         rec = self._get(lib, name)
         if isinstance(rec, web.Response):
             return rec
+        return lib, name, rec
+
+    async def delete(self, request: web.Request) -> web.Response:
+        target = self._target(request)
+        if isinstance(target, web.Response):
+            return target
+        lib, name, rec = target
         if rec.active:
             return json_error(409, f"{name} is being recorded: stop recording first")
         if rec.keep:
@@ -164,16 +173,10 @@ class RecordingsApi:
         return web.json_response({"ok": True, "deleted": name})
 
     async def keep(self, request: web.Request) -> web.Response:
-        denied = self._refuse(request)
-        if denied is not None:
-            return denied
-        lib = self._lib()
-        if isinstance(lib, web.Response):
-            return lib
-        name = request.match_info["name"]
-        rec = self._get(lib, name)
-        if isinstance(rec, web.Response):
-            return rec
+        target = self._target(request)
+        if isinstance(target, web.Response):
+            return target
+        lib, name, _rec = target
         body = await read_json(request)
         if isinstance(body, web.Response):
             return body
