@@ -1,5 +1,9 @@
 """HDMI output: the real Display class rendering through pygame/SDL2 with
-SDL's offscreen driver; the screen is read back from SDL's surface."""
+SDL's dummy driver; the screen is read back from SDL's surface.
+
+Not the offscreen driver: it initialises EGL, which segfaults in a process
+that has imported TensorFlow (the tensorflow.lite runtime fallback does, in
+the [train] test environment)."""
 
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ def make_display():
     made = []
 
     def make(**kw) -> Display:
-        cfg = DisplayConfig(enabled=True, driver="offscreen", fullscreen=False, **kw)
+        cfg = DisplayConfig(enabled=True, driver="dummy", fullscreen=False, **kw)
         d = Display(cfg, status=lambda: {"recording": {"active": True}})
         d.start()
         made.append(d)
@@ -155,7 +159,7 @@ def test_pipeline_drives_the_display(tmp_path):
     cfg.live.enabled = False
     cfg.detect.detector = "classical"
     cfg.display.enabled = True
-    cfg.display.driver = "offscreen"
+    cfg.display.driver = "dummy"
     cfg.display.fullscreen = False
     cfg.display.status_line = False
     cfg.display.width, cfg.display.height = 320, 240  # the picture's size: no scaling to compare
