@@ -92,6 +92,8 @@ class DetectConfig:
     release: float = spec(0.35, lo=0.0, hi=1.0, doc="score below which a breakup run may end")
     clean_frames: int = spec(2, lo=1, hi=100, doc="clean frames needed to end a breakup run")
     frozen_frames: int = spec(12, lo=2, hi=1000, doc="identical frames that mean the receiver froze")
+    chroma_clicks: bool = spec(True, doc="count coloured single-line dashes as clicks (composite video; "
+                                       "off for rendered or digital sources)")
 
 
 @dataclass
@@ -132,6 +134,9 @@ class RecordConfig:
     min_free_mb: int = spec(500, lo=0, hi=10_000_000,
                             doc="free space kept by deleting the oldest finished recordings")
     mp4: bool = spec(True, doc="remux each finished segment to MP4 (browser-playable, no re-encode)")
+    lookahead_ms: float = spec(0.0, lo=0, hi=2000,
+                               doc="delay the clean recording by up to this to interpolate short breakup "
+                                   "runs from both sides (0 = off; the live view stays causal)")
 
 
 @dataclass
@@ -159,6 +164,22 @@ class DisplayConfig:
 
 
 @dataclass
+class RtpConfig:
+    enabled: bool = spec(False, doc="send the clean feed as H.264 over RTP/UDP (ground-control software)")
+    host: str = spec("127.0.0.1", doc="receiver address (the GCS machine; a multicast group works too)")
+    port: int = spec(5600, lo=1, hi=65534, doc="receiver UDP port for RTP (RTCP goes to port + 1); "
+                                              "5600 is QGroundControl's default")
+    codec: str = spec("libx264", choices=("libx264", "h264_v4l2m2m"),
+                      doc="libx264 (software) | h264_v4l2m2m (Raspberry Pi 4 hardware encoder)")
+    bitrate_kbps: int = spec(2000, lo=100, hi=50000, doc="target bitrate (VBV-capped for libx264)")
+    gop: int = spec(25, lo=1, hi=600, doc="frames between keyframes; SPS/PPS are repeated with each, "
+                                          "so a receiver that joins late waits at most this long")
+    fps: float = spec(0.0, lo=0, hi=240, doc="frames per second sent; 0 = every frame of the source")
+    mtu: int = spec(1200, lo=300, hi=9000, doc="largest RTP packet in bytes (fits a VPN or Wi-Fi link)")
+    sdp_file: str = spec("", doc="also write the session description here (it is always at GET /stream.sdp)")
+
+
+@dataclass
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
@@ -166,6 +187,7 @@ class Config:
     record: RecordConfig = field(default_factory=RecordConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
+    rtp: RtpConfig = field(default_factory=RtpConfig)
     log_level: str = spec("info", choices=("debug", "info", "warning", "error"))
     threads: int = spec(1, lo=1, hi=16, doc="OpenCV threads for the per-frame path")
 

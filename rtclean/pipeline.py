@@ -24,6 +24,7 @@ would.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import signal
@@ -59,7 +60,15 @@ class FrameProcessor:
     """detect → decide → repair for one stream of frames (single thread)."""
 
     def __init__(self, cfg: Config, fps: float, detector: Detector | None = None) -> None:
-        self.detector = detector if detector is not None else make_detector(cfg.detect, PACKAGE_ROOT.parent)
+        if detector is None:
+            dcfg = cfg.detect
+            if cfg.source.kind == "demo" and cfg.source.demo.channel == "image" and dcfg.chroma_clicks:
+                # rendered scenery never went through a composite decoder: its
+                # hard single-line colour edges are not clicks (detect/classical.py)
+                log.info("detector: chroma clicks off for the image-channel demo (rendered, not composite)")
+                dcfg = dataclasses.replace(dcfg, chroma_clicks=False)
+            detector = make_detector(dcfg, PACKAGE_ROOT.parent)
+        self.detector = detector
         self.nosignal = NoSignalCheck(cfg.detect.frozen_frames)
         self.decider = Decider(cfg.detect, fps)
         self.repairer = Repairer(cfg.repair, fps)
@@ -158,6 +167,7 @@ class LivePipeline:
         # Processed frame on the processing thread; they must not block.
         self.consumers: list = []
         self.display = None  # rtclean.display.Display when display.enabled
+        self.rtp = None  # rtclean.live.rtp.RtpOutput when rtp.enabled
         self._inbox: DropOldestQueue[Frame] | queue.Queue
         self._t_start = time.monotonic()
         self.state = "starting"
@@ -183,9 +193,7 @@ class LivePipeline:
         log.info("detector: %s", describe_detector(self.processor.detector))
         self._inbox = DropOldestQueue(INBOX_FRAMES) if self.source.live else queue.Queue(maxsize=4)
         if self.cfg.record.enabled and (self.cfg.record.raw or self.cfg.record.clean):
-            from rtclean.record.dvr import Dvr
-
-            self.dvr = Dvr(self.cfg.record, fps, (w, h), **self._dvr_options)
+            self.dvr = self._make_dvr(fps, (w, h))
             self.library = self.dvr.library
         if self.cfg.live.enabled:
             from rtclean.live.hub import LiveHub
@@ -198,6 +206,20 @@ class LivePipeline:
             self.server.start()  # logs "live view at <url>"
         if self.cfg.display.enabled and self.display is None:
             self._open_display()
+        if self.cfg.rtp.enabled and self.rtp is None:
+            self._open_rtp(fps, (w, h))
+
+    def _make_dvr(self, fps: float, size: tuple[int, int]):
+        """The DVR; its recorders get the repair settings, which the clean
+        stream's look-ahead (record.lookahead_ms) re-repairs with."""
+        import functools
+
+        from rtclean.record.dvr import Dvr
+        from rtclean.record.recorder import Recorder
+
+        options = dict(self._dvr_options)
+        options["recorder_cls"] = functools.partial(options.get("recorder_cls", Recorder), repair=self.cfg.repair)
+        return Dvr(self.cfg.record, fps, size, **options)
 
     def _open_display(self) -> None:
         """The HDMI output is optional: without pygame or a screen the
@@ -205,13 +227,29 @@ class LivePipeline:
         from rtclean.display import Display
 
         display = Display(self.cfg.display, status=self.status)
+        if self._attach(display, display.show, "local display"):
+            self.display = display
+
+    def _open_rtp(self, fps: float, size: tuple[int, int]) -> None:
+        """RTP output is optional like the display: a receiver name that does
+        not resolve or a missing encoder is one warning, not a failed start."""
+        from rtclean.live.rtp import RtpOutput
+
+        rtp = RtpOutput(self.cfg.rtp, fps, size)
+        if self._attach(rtp, rtp.send, "RTP output"):
+            self.rtp = rtp
+
+    def _attach(self, output, consume, what: str) -> bool:
+        """Start an optional output and feed it every processed frame. A
+        failed start is one warning line: the service still captures,
+        records and serves the web view."""
         try:
-            display.start()
+            output.start()
         except RtcleanError as e:
-            log.warning("local display off: %s", e)
-            return
-        self.display = display
-        self.consumers.append(display.show)  # latest-only mailbox: never blocks
+            log.warning("%s; %s off", e, what)
+            return False
+        self.consumers.append(consume)  # latest-only mailboxes: never block
+        return True
 
     def _nominal_size(self) -> tuple[int, int]:
         """The configured capture size, for a source not open yet."""
@@ -225,10 +263,8 @@ class LivePipeline:
         self._size = (w, h)
         self.processor.warm_up((w, h))
         if self.dvr is not None:
-            from rtclean.record.dvr import Dvr
-
             self.dvr.close()
-            self.dvr = Dvr(self.cfg.record, self.source.fps or 25.0, (w, h), **self._dvr_options)
+            self.dvr = self._make_dvr(self.source.fps or 25.0, (w, h))
             self.library = self.dvr.library
 
     # ------------------------------------------------------------------ threads
@@ -397,6 +433,8 @@ class LivePipeline:
             self.dvr.close()  # finish and fsync open segments first: SIGTERM allows 5 s
         if self.display is not None:
             self.display.close()
+        if self.rtp is not None:
+            self.rtp.close()
         if self.server is not None:
             self.server.stop()
         if self.hub is not None:
@@ -440,6 +478,8 @@ class LivePipeline:
                  "live": int(self.hub.stats()["dropped"]) if self.hub is not None else 0}
         for k in ("raw", "clean"):
             drops[k] = rec_status[k]["dropped"] if k in rec_status else 0
+        if self.rtp is not None:  # frames the RTP encoder was too slow for
+            drops["rtp"] = self.rtp.dropped
         proc = self.processor
         return {
             "state": self.state,
@@ -466,6 +506,7 @@ class LivePipeline:
                 "deleted": dvr["deleted"] if dvr else 0,
             },
             "uptime_s": round(time.monotonic() - self._t_start, 1),
+            "rtp": self.rtp.stats() if self.rtp is not None else None,
         }
 
 

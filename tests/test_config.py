@@ -92,7 +92,7 @@ def test_cli_exits_2_with_one_line(tmp_path, rtclean_cmd):
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert lines == [f"rtclean: {bad}:4: record.segmnt_s: unknown key (expected one of: enabled, dir, raw, "
                      "clean, segment_s, queue_s, codec, crf, preset, bitrate_kbps, sidecar, auto, start_after_s, "
-                     "stop_after_s, min_free_mb, mp4)"]
+                     "stop_after_s, min_free_mb, mp4, lookahead_ms)"]
     r = subprocess.run(rtclean_cmd + ["run", "--demo", "--set", "live.port=http", "--duration", "1"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "live.port: expected an integer" in r.stderr

@@ -159,3 +159,34 @@ def test_eval_detect_needs_something_to_evaluate(tmp_path, rtclean_cmd):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "rtclean: nothing to evaluate: give --data folders and/or --clips"
+
+
+def test_dvr_roundtrip_halves_single_line_colour(clips_dir):
+    """--dvr stores frames as an MJPEG DVR does: 4:2:0 chroma smears a
+    one-line colour dash over two lines, which is why recorded files lose
+    the chroma click cue that live capture keeps."""
+    import cv2
+
+    from rtclean.sim.feed import fit_frame
+    from rtclean.train.synth import dvr_roundtrip, read_frames
+
+    img = fit_frame(next(iter(read_frames(clips_dir / "walk_pan_720x480.mkv", 1))), (720, 576))
+    ycc = cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb).astype(np.int16)
+    ycc[301, 200:260, 1] += 50  # one line, chroma only
+    dashed = cv2.cvtColor(np.clip(ycc, 0, 255).astype(np.uint8), cv2.COLOR_YCrCb2BGR)
+
+    def step(im):
+        cr = cv2.cvtColor(im, cv2.COLOR_BGR2YCrCb)[:, 200:260, 1].astype(np.float32).mean(axis=1)
+        return cr[301] - (cr[299] + cr[303]) / 2  # Cr of the dash line over its same-field neighbours
+
+    assert step(dashed) > 35
+    stored = dvr_roundtrip(dashed, 90)
+    assert stored.shape == dashed.shape and step(stored) < 0.7 * step(dashed)
+
+
+def test_eval_detect_dvr_option_is_checked(clips_dir, tmp_path, rtclean_cmd):
+    proc = subprocess.run(rtclean_cmd + ["eval", "detect", "--clips", str(clips_dir / "carphone_176x144.mp4"),
+                                         "--dvr", "101", "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "rtclean: --dvr must be a JPEG quality 1-100 (0: off), got 101"

@@ -289,12 +289,16 @@ def test_lookahead_gap_across_a_cut_picks_each_frames_own_scene(bikes):
         assert la.push(processed(i, img, REPAIR_FLOW, DetectResult(1.0, bands))) == []
     out = la.push(processed(k + 1, bikes[k + 1], frames.PASS))
     gap = out[:-1]
-    assert [p.action for p in gap] == [frames.HOLD] * 4
+    # the chosen side then goes through the hierarchy like any prediction:
+    # the intact top half is kept, the damaged bands come from that side
+    assert [p.action for p in gap] == [REPAIR_BAND] * 4
     # k-1 is nearer the clean frame after the gap (alpha 0.6) but shows the
     # old scene: it gets the frame before; k shows the new scene
     for p in gap[:3]:
-        assert np.array_equal(p.clean, bikes[k - 4])
-    assert np.array_equal(gap[3].clean, bikes[k + 1])
+        assert np.array_equal(p.clean[200:], bikes[k - 4][200:])
+    assert np.array_equal(gap[3].clean[200:], bikes[k + 1][200:])
+    for p, i in zip(gap, range(k - 3, k + 1)):
+        assert np.array_equal(p.clean[:100], bikes[i][:100])  # own intact picture
 
 
 # --------------------------------------------------------------- keep what is better raw

@@ -163,3 +163,31 @@ def test_augment_keeps_pairs_coherent_and_fakes_scene_cuts():
     assert abs(cuts.mean() - CUT_SHARE) < 0.06
     # photometric changes are the same on both frames of a pair that was not cut
     assert np.all(diff[~cuts] < 0.03)
+
+
+def test_synth_dvr_stores_frames_as_a_goggle_dvr(tmp_path, clips_dir, rtclean_cmd):
+    """`dataset synth --dvr 1`: every pass is stored as MJPEG after the
+    simulator (frame and previous frame), with the quality in the labels;
+    the same seed without --dvr gives the same labels on uncompressed frames."""
+    import cv2
+
+    runs = {}
+    for name, extra in (("plain", []), ("dvr", ["--dvr", "1"])):
+        out = tmp_path / name
+        proc = subprocess.run(rtclean_cmd + ["dataset", "synth", "--clips", str(clips_dir / "carphone_176x144.mp4"),
+                                             "--out", str(out), "--frames", "12", "--seed", "5", "--sim", "image",
+                                             "-q", *extra], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        runs[name] = [json.loads(line) for line in (out / "labels.jsonl").read_text().splitlines()]
+    plain, dvr = runs["plain"], runs["dvr"]
+    assert [(r["file"], r["class"], r["kind"]) for r in plain] == [(r["file"], r["class"], r["kind"]) for r in dvr]
+    assert all(35 <= r["dvr_jpeg_quality"] <= 90 for r in dvr) and not any("dvr_jpeg_quality" in r for r in plain)
+    q = dvr[0]["dvr_jpeg_quality"]
+    for r in dvr[:4]:
+        for rel in (r["file"], ".prev/" + Path(r["file"]).name):
+            a = cv2.imread(str(tmp_path / "plain" / rel))
+            b = cv2.imread(str(tmp_path / "dvr" / rel))
+            assert a.shape == b.shape and not np.array_equal(a, b)
+            # what a JPEG at that quality makes of the plain frame, to the grey level
+            ok, buf = cv2.imencode(".jpg", a, [cv2.IMWRITE_JPEG_QUALITY, q])
+            assert np.abs(cv2.imdecode(buf, cv2.IMREAD_COLOR).astype(int) - b.astype(int)).max() <= 1

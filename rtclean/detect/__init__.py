@@ -40,7 +40,7 @@ def make_detector(cfg: DetectConfig, root: Path) -> Detector:
 
     if cfg.detector == "classical":
         log.info("detector: classical (detect.detector: classical)")
-        return ClassicalDetector()
+        return ClassicalDetector(chroma_clicks=cfg.chroma_clicks)
     from rtclean.detect.tflite import TFLiteDetector
 
     path = model_path(cfg, root)
@@ -50,16 +50,16 @@ def make_detector(cfg: DetectConfig, root: Path) -> Detector:
         return det
     if not path.is_file():
         log.info("detector: classical (auto: no model at %s)", path)
-        return ClassicalDetector()
+        return ClassicalDetector(chroma_clicks=cfg.chroma_clicks)
     try:
         det = TFLiteDetector(path, cfg.delegate)
     except ModelError as e:
         log.warning("detector: classical (auto: model at %s not usable: %s)", path, e)
-        return ClassicalDetector()
+        return ClassicalDetector(chroma_clicks=cfg.chroma_clicks)
     from rtclean.detect.fused import FusedDetector
 
     log.info("detector: classical + tflite %s via %s (auto: model loaded)", path, det.runtime)
-    return FusedDetector(det)
+    return FusedDetector(det, ClassicalDetector(chroma_clicks=cfg.chroma_clicks))
 
 
 __all__ = ["Detector", "make_detector", "model_path"]

@@ -23,6 +23,21 @@ Features, per band of lines and per frame:
   thin edges persist or move a little; clicks are new each frame). Counted
   per band and field (the worse field counts) and over the whole frame
   (clicks are scattered; new scene detail comes in patches).
+- chroma clicks: a click that hits the colour subcarrier decodes as a short
+  coloured dash of ordinary brightness, which the white/black test above
+  cannot see (on the analog simulator most faint sparklies are such dashes).
+  Chroma is band-limited and, after any digital compression, subsampled two
+  lines to one, so scene colour hardly ever stands out of a single line; a
+  pixel whose Cr or Cb stands out of both same-field and both other-field
+  neighbours by more than the picture's own chroma noise allows
+  (``CHROMA_STREAK``, raised on noisy pictures by ``CHROMA_NOISE_K``) and
+  was not there in the last clean frame is a chroma click. They are counted
+  over the frame and as runs along a line, like the luma clicks, against a
+  running level of what the scene itself shows. The cue is physics of
+  composite video: rendered graphics with hard, combed single-line colour
+  edges (the image-domain demo scenery) trip it, so it can be switched off
+  (``chroma_clicks=False``, config ``detect.chroma_clicks``) for sources that
+  never went through a composite decoder.
 - tearing: a line whose sync came late (early) shows the black blanking at
   its left (right) end. Runs of at least three lines of a field with a
   blanked end (against each line's running level: a capture with black side
@@ -78,9 +93,28 @@ CAP_FRESH = 8.0
 DETAIL_RISE = (0.006, 0.003)
 TEAR_RAMP = (0.25, 0.5)  # shift-explained gain of a torn line (real clips peak at 0.2)
 RUN_RAMP = (6.0, 14.0)  # fresh streak pixels with a fresh neighbour along the line
+# Chroma clicks: the lowest level a Cr/Cb impulse must reach (the analog
+# simulator's clean frames, grain included, reach 7-8 at their 99.5th
+# percentile and start to false-alarm at 12; the digital clips stay at 3 or
+# less), raised to CHROMA_NOISE_K times the running mean chroma impulse of
+# clean frames (0.8 at most on the simulator's clean frames) on noisier
+# receivers and cameras.
+CHROMA_STREAK = 14
+CHROMA_NOISE_K = 14.0
+CHROMA_LUMA_MAX = 16  # ... while luma stands out by less than this (clicks there: median 0-4)
+# Fresh chroma clicks per frame that a scene itself shows (thin colour
+# detail, moire) are learnt like the detail levels above, up to this cap;
+# the simulator's clean frames and the real clips show 0-14.
+CAP_C_FRESH = 40.0
+PRIOR_C_NOISE = 0.5  # starting ceiling of that running mean (as PRIOR_NOISE)
+CHROMA_TOTAL_RAMP = (12.0, 24.0)  # fresh chroma click pixels in the frame
+CHROMA_RUN_RAMP = (2.0, 5.0)  # ... that have a fresh neighbour along the line
 # a streak pixel is "fresh" when the previous clean frame had no streak pixel
 # within two lines and three view pixels (12 px at 720) of it
 _PERSIST = cv2.getStructuringElement(cv2.MORPH_RECT, (7, 5))
+# the lines above and below a pixel (two each way), a few view pixels wide
+_STACKED = np.ones((5, 5), np.uint8)
+_STACKED[2] = 0
 
 
 def _ramp(x, lo: float, hi: float):
@@ -102,29 +136,44 @@ def _row_means(img: np.ndarray) -> np.ndarray:
 class ClassicalDetector(Detector):
     name = "classical"
 
-    def __init__(self, view_width: int = VIEW_WIDTH) -> None:
+    def __init__(self, view_width: int = VIEW_WIDTH, chroma_clicks: bool = True) -> None:
         self.view_width = view_width
+        # off for pictures that never went through a composite decoder
+        # (rendered graphics, digital video links): see the module docstring
+        self.chroma_clicks = chroma_clicks
         self.reset()
 
     def reset(self) -> None:
         self._shape: tuple[int, int] | None = None
         self._base: dict[str, np.ndarray | float] = {}
         self._prev_mask: np.ndarray | None = None
+        self._prev_cmask: np.ndarray | None = None
         self._prev_coarse: np.ndarray | None = None
         self._prev_score = 0.0
 
     # ------------------------------------------------------------------ view
 
-    def _view(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def _view(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, tuple[np.ndarray, ...]]:
+        """Luma, chroma magnitude (None for grey input) and the Cr, Cb planes."""
         h, w = image.shape[:2]
         vw = min(w, self.view_width)
         small = cv2.resize(image, (vw, h), interpolation=cv2.INTER_NEAREST) if vw != w else image
         if small.ndim == 2:
-            return np.ascontiguousarray(small), None
-        ycc = cv2.cvtColor(small, cv2.COLOR_BGR2YCrCb)
-        y = np.ascontiguousarray(ycc[..., 0])
-        chroma = cv2.add(cv2.absdiff(ycc[..., 1], 128), cv2.absdiff(ycc[..., 2], 128))  # saturating
-        return y, chroma
+            return np.ascontiguousarray(small), None, ()
+        y, cr, cb = cv2.split(cv2.cvtColor(small, cv2.COLOR_BGR2YCrCb))
+        chroma = cv2.add(cv2.absdiff(cr, 128), cv2.absdiff(cb, 128))  # saturating
+        return y, chroma, (cr, cb)
+
+    @staticmethod
+    def _chroma_impulses(planes: tuple[np.ndarray, ...]) -> np.ndarray | None:
+        """Per view pixel of lines 2 .. h-3, how far Cr or Cb stands out of
+        both same-field and both other-field neighbour lines."""
+        out = None
+        for c in planes:
+            m = c[2:-2]
+            p = cv2.min(_peaks(m, c[:-4], c[4:]), _peaks(m, c[1:-3], c[3:-1]))
+            out = p if out is None else cv2.max(out, p)
+        return out
 
     def _setup(self, shape: tuple[int, int]) -> None:
         self.reset()
@@ -143,7 +192,7 @@ class ClassicalDetector(Detector):
     # ------------------------------------------------------------------ detect
 
     def detect(self, image: np.ndarray) -> DetectResult:
-        y, chroma = self._view(image)
+        y, chroma, planes = self._view(image)
         h, w = y.shape
         if h < 16:
             return DetectResult(score=0.0, bands=np.zeros(NBANDS, np.float32), features={})
@@ -156,7 +205,8 @@ class ClassicalDetector(Detector):
         p_cross = _peaks(mid, y[1:-3], y[3:-1])
         noise_bf = self._per_band(_row_means(cv2.min(p_field, PEAK_CLIP)))  # (band, field)
         noise = noise_bf.mean(axis=1)
-        mask = cv2.compare(cv2.min(p_field, p_cross), STREAK_LEVEL, cv2.CMP_GT)  # 0 / 255
+        p_both = cv2.min(p_field, p_cross)
+        mask = cv2.compare(p_both, STREAK_LEVEL, cv2.CMP_GT)  # 0 / 255
         # FM clicks drive the line to (near) white or black; thin scene detail
         # rarely reaches either with this much contrast
         extreme = cv2.bitwise_or(cv2.compare(mid, CLICK_WHITE, cv2.CMP_GT), cv2.compare(mid, CLICK_BLACK, cv2.CMP_LT))
@@ -168,6 +218,26 @@ class ClassicalDetector(Detector):
         # neighbour to the right (>= 8 px at 720). Scene highlights that
         # pass the streak test are mostly isolated dots.
         runs = float(cv2.countNonZero(cv2.bitwise_and(new[:, 1:], new[:, :-1])))
+        # chroma clicks (fresh against the last clean frame, as above)
+        c_imp = self._chroma_impulses(planes) if self.chroma_clicks else None
+        c_noise = float(cv2.mean(c_imp)[0]) if c_imp is not None else 0.0
+        cmask = None
+        c_bf, c_runs, c_count = np.zeros((NBANDS, 2)), 0.0, 0.0
+        if c_imp is not None:
+            c_level = max(CHROMA_STREAK, CHROMA_NOISE_K * float(self._base.get("c_noise", 0.0)))
+            cmask = cv2.compare(c_imp, c_level, cv2.CMP_GT)
+            # the receiver's luma notch takes the subcarrier-band part of a
+            # click out of luma: a chroma click barely shows in luma, where a
+            # thin coloured line of the scene is a luma line too
+            cmask = cv2.bitwise_and(cmask, cv2.compare(p_both, CHROMA_LUMA_MAX, cv2.CMP_LT))
+            # a click hits one line: impulses stacked over neighbouring lines
+            # are a near-horizontal colour edge (aliased graphics, combing)
+            cmask = cv2.subtract(cmask, cv2.dilate(cmask, _STACKED))
+            c_count = float(cv2.countNonZero(cmask))
+            if self._prev_cmask is not None and self._prev_cmask.shape == cmask.shape:
+                cnew = cv2.subtract(cmask, cv2.dilate(self._prev_cmask, _PERSIST))
+                c_bf = self._per_band(_row_means(cnew)) / 255.0 * self._band_px
+                c_runs = float(cv2.countNonZero(cv2.bitwise_and(cnew[:, 1:], cnew[:, :-1])))
 
         # tearing: a late (early) line shows the black blanking at its left
         # (right) end while the line itself is a normal picture
@@ -193,7 +263,8 @@ class ClassicalDetector(Detector):
         if not base:
             # the first frame may itself be broken (see PRIOR_NOISE)
             base.update(noise=np.minimum(noise, PRIOR_NOISE), fresh=np.minimum(fresh_px, CAP_FRESH),
-                        edge=edge.copy(), chroma=chroma_level, black=black)
+                        edge=edge.copy(), chroma=chroma_level, black=black, c_noise=min(c_noise, PRIOR_C_NOISE),
+                        c_fresh=min(c_count, CAP_C_FRESH))
         colour_loss = float(_ramp(field_split, 0.6, 0.85))
         # the colour killer leaves a grey picture, not merely a duller scene
         if base["chroma"] > 6.0 and chroma_level < GREY_CHROMA:
@@ -230,6 +301,13 @@ class ClassicalDetector(Detector):
         clicks = max(float(_ramp(total_x, 10.0, 30.0)), float(_ramp(runs, *RUN_RAMP)))
         if clicks > 0:  # the bands that have more new streaks than usual
             band_scores = np.maximum(band_scores, clicks * (fresh_x > -1.0))
+        c_px = c_bf.max(axis=1)  # fresh chroma clicks per band (the worse field)
+        c_total = float(c_bf.sum())
+        c_base = float(base["c_fresh"])
+        cclicks = max(float(_ramp(c_total - 2.0 * c_base, *CHROMA_TOTAL_RAMP)),
+                      float(_ramp(c_runs - c_base / 4, *CHROMA_RUN_RAMP)))
+        if cclicks > 0:
+            band_scores = np.maximum(band_scores, cclicks * (c_px > 0))
         whole = max(colour_loss, roll)
         if whole > 0:
             band_scores = np.maximum(band_scores, whole)
@@ -238,12 +316,13 @@ class ClassicalDetector(Detector):
         # the grey-picture and roll cues concern both fields; a one-field
         # colour killer only the greyer one
         both = max(roll, colour_loss) if colour_loss > split else roll
-        fields = self._field_scores(noise_bf, fresh_bf, tear_bf, is_cut, clicks, both, split, c_even < c_odd)
+        fields = self._field_scores(noise_bf, fresh_bf, tear_bf, is_cut, clicks, both, split, c_even < c_odd,
+                                    cclicks * (c_bf > 0))
 
         # running levels: follow the scene on clean frames, jump on cuts
         if is_cut and gross.max() == 0:
             base.update(noise=np.minimum(noise, CAP_NOISE), fresh=np.minimum(fresh_px, CAP_FRESH),
-                        edge=edge.copy(), chroma=chroma_level, black=black)
+                        edge=edge.copy(), chroma=chroma_level, black=black, c_noise=c_noise)
         else:
             a = FAST_ALPHA if score < 0.2 else SLOW_ALPHA
             for key, val in (("edge", edge), ("chroma", chroma_level), ("black", black)):
@@ -251,14 +330,16 @@ class ClassicalDetector(Detector):
             # detail levels rise slowly and fall fast: clicks come in bursts,
             # and a burst too faint to be caught must not teach the detector
             # that clicks are normal
-            for key, val in (("noise", noise), ("fresh", fresh_px)):
+            for key, val in (("noise", noise), ("fresh", fresh_px), ("c_noise", c_noise), ("c_fresh", c_total)):
                 up = val > base[key]
                 rise = DETAIL_RISE[0] if score < 0.05 else DETAIL_RISE[1]
                 base[key] = base[key] + np.where(up, rise, 2 * a) * (val - base[key])
             base["noise"] = np.minimum(base["noise"], CAP_NOISE)
             base["fresh"] = np.minimum(base["fresh"], CAP_FRESH)
+            base["c_fresh"] = min(base["c_fresh"], CAP_C_FRESH)
         self._prev_coarse = coarse
         if score < 0.5 or self._prev_mask is None:
+            self._prev_cmask = cmask
             self._prev_mask = mask  # a broken frame's clicks must not hide the next frame's
         self._prev_score = score
 
@@ -266,14 +347,14 @@ class ClassicalDetector(Detector):
             "noise": float(noise.max()), "noise_excess": float(noise_x.max()),
             "fresh": float(fresh_px.max()), "fresh_excess": float(fresh_x.max()),
             "fresh_total_excess": float(total_x), "clicks": clicks,
-            "tear": float(tear.max()), "runs": runs, "chroma": chroma_level, "chroma_base": float(base["chroma"]),
+            "tear": float(tear.max()), "runs": runs, "chroma_clicks": cclicks, "chroma_runs": c_runs, "chroma_total": c_total, "chroma_base": c_base, "chroma": chroma_level, "chroma_base": float(base["chroma"]),
             "colour_loss": colour_loss, "field_split": field_split,
             "black_rows": black, "roll": roll, "cut": cut,
         }
         return DetectResult(score=score, bands=band_scores.astype(np.float32), features=features, fields=fields)
 
     def _field_scores(self, noise_bf, fresh_bf, tear_bf, is_cut: bool, clicks: float, both: float,
-                      split: float, even_greyer: bool) -> np.ndarray:
+                      split: float, even_greyer: bool, chroma_clicks: np.ndarray) -> np.ndarray:
         """(even, odd) field scores from the same cues as the bands, read
         per field: snow, clicks and tearing often hit one field only, and
         then the other field is real picture that field repair can use.
@@ -292,6 +373,7 @@ class ClassicalDetector(Detector):
             # level; the band rule's margin (> -1) would also take the clean
             # field of a band whose other field is full of clicks
             per = np.maximum(per, clicks * (fresh_x > 0.0))
+        per = np.maximum(per, chroma_clicks)  # (band, field): chroma clicks of that field
         f = per.max(axis=0)
         f = np.maximum(f, both)
         g = 0 if even_greyer else 1

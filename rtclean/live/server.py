@@ -9,6 +9,7 @@ Endpoints (DESIGN.md "HTTP (live view server)"):
     GET /api/status            status() + {"live": hub.stats()} as JSON
     GET /metrics               the same numbers in Prometheus text format
     GET /healthz               200 {"ok": true} while healthy(), else 503
+    GET /stream.sdp            the RTP output's session description (404 when RTP output is off)
     GET /recordings            the recordings browser (static/recordings.html)
     GET /api/timeline          breakup scores of the last minutes, binned (?seconds=&bins=)
     POST /api/record           {"on": bool}: start/stop recording (token)
@@ -161,6 +162,7 @@ class LiveServer:
         app.router.add_get("/api/status", self._status)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/stream.sdp", self._sdp)
         app.router.add_get("/recordings", self._recordings_page)
         app.router.add_get("/api/timeline", self._timeline)
         app.router.add_post("/api/record", self._record)
@@ -218,7 +220,10 @@ class LiveServer:
             if wait <= 0:
                 return None
             try:
-                await asyncio.wait_for(ev.wait(), timeout=min(wait, 5.0))
+                # asyncio.timeout, not wait_for: wait_for wraps the wait in a
+                # new Task, once per frame per client (measurable at 4 clients).
+                async with asyncio.timeout(min(wait, 5.0)):
+                    await ev.wait()
             except TimeoutError:
                 pass
         return None
@@ -258,7 +263,8 @@ class LiveServer:
                 try:
                     # write() waits while the socket's buffer is full: the client
                     # then gets the newest JPEG after it drains, skipping the rest.
-                    await asyncio.wait_for(resp.write(self._part(name, jpeg)), self.stall_s)
+                    async with asyncio.timeout(self.stall_s):
+                        await resp.write(self._part(name, jpeg))
                 except TimeoutError:
                     log.info("live view: dropping %s stream client %s: it read nothing for %.0f s",
                              name, request.remote, self.stall_s)
@@ -368,6 +374,12 @@ class LiveServer:
     async def _healthz(self, request: web.Request) -> web.Response:
         ok = bool(self.healthy())
         return web.json_response({"ok": ok}, status=200 if ok else 503, headers=NO_CACHE)
+
+    async def _sdp(self, request: web.Request) -> web.Response:
+        rtp = getattr(self.control, "rtp", None)
+        if rtp is None:
+            return web.Response(status=404, text="RTP output is off (rtp.enabled: false, or it failed to start)\n")
+        return web.Response(text=rtp.sdp(), content_type="application/sdp", headers=NO_CACHE)
 
     async def _recordings_page(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC_DIR / "recordings.html", headers=NO_CACHE)

@@ -70,6 +70,13 @@ class Lookahead:
         """End of stream: gaps with no clean frame after them keep the causal repair."""
         return self._flush_gap()
 
+    def reset(self) -> None:
+        """Forget the last clean frame and the OSD (a new, unrelated stretch
+        of video follows). Call ``flush`` first: held frames are dropped."""
+        self._last_clean = None
+        self._gap = []
+        self.osd.reset()
+
     def _flush_gap(self) -> list[Processed]:
         out, self._gap = self._gap, []
         return out
@@ -81,17 +88,19 @@ class Lookahead:
         for g in self._gap:
             alpha = float(np.clip((g.frame.t - t0) / (t1 - t0), 0.0, 1.0)) if t1 > t0 else 0.5
             if cut:
-                g.clean, g.action = self._side(g, before, after, alpha).copy(), HOLD
-                continue
-            pred = self._interpolate(before.clean, after.clean, alpha)
-            # the OSD does not move with the scene: paste it from the nearer side
-            self.osd.paste(pred, (before if alpha < 0.5 else after).clean)
-            plan = localise.plan(g.result, self.cfg.band_threshold, self.cfg.band_max_share)
-            if g.frame.image.shape == pred.shape:
-                plan = localise.refine(plan, g.frame.image, pred)
-            if plan.kind == localise.FULL or g.frame.image.shape != pred.shape:
-                g.clean, g.action = pred, INTERP
+                pred, action = self._side(g, before, after, alpha).copy(), HOLD
             else:
+                pred, action = self._interpolate(before.clean, after.clean, alpha), INTERP
+                # the OSD does not move with the scene: paste it from the nearer side
+                self.osd.paste(pred, (before if alpha < 0.5 else after).clean)
+            # The hierarchy keeps what the frame's own picture does better
+            # (also across a cut: the chosen side is only a guess).
+            g.clean, g.action = pred, action
+            if g.frame.image.shape != pred.shape:
+                continue
+            plan = localise.plan(g.result, self.cfg.band_threshold, self.cfg.band_max_share)
+            plan = localise.refine(plan, g.frame.image, pred)
+            if plan.kind != localise.FULL:
                 g.clean = localise.apply(plan, g.frame.image, pred, self.cfg.feather)
                 g.action = KIND_ACTION[plan.kind]
         out, self._gap = self._gap, []

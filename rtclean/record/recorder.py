@@ -13,6 +13,11 @@ through the same queue, so every frame submitted before it lands in the old
 segment. ``on_finished(path)`` is called from the encoder thread with each
 finished (fsynced) segment file, e.g. to remux it for browsers.
 
+The clean stream may be delayed by ``record.lookahead_ms`` on this thread
+(lookahead.py): short breakup runs are then written interpolated from both
+sides instead of the live extrapolation; ``finish()`` and ``close()`` write
+what the window holds first.
+
 If the encoder thread fails (disk full, directory gone, bad frame), the error
 is kept in ``error``, logged once, and the recorder stops accepting frames:
 later submits are counted as dropped, and the pipeline reports the error.
@@ -27,10 +32,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rtclean.config import RecordConfig
+from rtclean.config import RecordConfig, RepairConfig
 from rtclean.errors import RtcleanError
 from rtclean.frames import Processed
 from rtclean.mailbox import DropOldestQueue
+from rtclean.record.lookahead import CleanLookahead
 from rtclean.record.segments import SegmentKey
 from rtclean.record.sidecar import Sidecar
 from rtclean.record.writer import VideoWriter
@@ -53,7 +59,10 @@ ENCODER_THREADS = 1
 
 class Recorder:
     def __init__(self, stream: str, cfg: RecordConfig, fps: float,
-                 size: tuple[int, int], on_finished: Callable[[Path], None] | None = None) -> None:
+                 size: tuple[int, int], on_finished: Callable[[Path], None] | None = None,
+                 repair: RepairConfig | None = None) -> None:
+        """``repair``: the repair settings the look-ahead re-repairs with
+        (clean stream, ``cfg.lookahead_ms`` > 0); defaults without it."""
         if stream not in STREAMS:
             raise ValueError(f"stream must be one of {STREAMS}, got {stream!r}")
         if not fps or fps <= 0:
@@ -75,6 +84,8 @@ class Recorder:
         self.error: str | None = None
         self.encode_ms = Window(500)
         self.on_finished = on_finished
+        self.lookahead = (CleanLookahead(cfg.lookahead_ms / 1000.0, repair)
+                          if stream == "clean" and cfg.lookahead_ms > 0 else None)
 
     # ------------------------------------------------------------ producer side
 
@@ -122,6 +133,8 @@ class Recorder:
             "queue_max": self._queue.max_items,
             "high_water": self._queue.high_water,
             "encode_ms": self.encode_ms.summary(),
+            "lookahead": None if self.lookahead is None else {
+                "held": self.lookahead.held, "reinterpolated": self.lookahead.reinterpolated},
         }
 
     # ------------------------------------------------------------ encoder thread
@@ -131,14 +144,21 @@ class Recorder:
         try:
             while (item := self._queue.get()) is not None:
                 if item[0] is None:  # finish() marker
+                    self._release(self.lookahead.flush() if self.lookahead else [])
                     self._finish_segment()
+                elif self.lookahead is not None:
+                    self._release(self.lookahead.push(*item))
                 else:
                     self._write(*item)
+            if self.lookahead is not None:  # closed: write what the window holds
+                self._release(self.lookahead.flush())
         except Exception as e:  # noqa: BLE001 - any failure must be kept and shown
             self.error = str(e) if isinstance(e, RtcleanError) else f"{type(e).__name__}: {e}"
             log.error("%s recorder stopped: %s", self.stream, self.error)
             self._queue.close()  # from now on submit() counts frames as dropped
             self._discarded += 1  # the frame that failed
+            if self.lookahead is not None:  # frames the window held are lost too
+                self._discarded += self.lookahead.held
             while (left := self._queue.get(timeout=0)) is not None:
                 self._discarded += left[0] is not None  # finish() markers are not frames
         finally:
@@ -150,6 +170,10 @@ class Recorder:
                     log.error("%s recorder: could not finish the segment: %s", self.stream, self.error)
                 else:
                     log.warning("%s recorder: could not finish the segment either: %s", self.stream, e)
+
+    def _release(self, items: list[tuple[Processed, SegmentKey]]) -> None:
+        for p, key in items:
+            self._write(p, key)
 
     def _write(self, p: Processed, key: SegmentKey) -> None:
         if key != self._key:

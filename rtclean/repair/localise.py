@@ -12,9 +12,13 @@ picture from as many of the frame's own pixels as can be trusted:
    field's lines (only within the damaged bands when those are known) from
    the clean field, helped by the prediction where it agrees (field.py);
 2. band: some bands are damaged, most are not -> only those bands come from
-   the prediction, with feathered seams (bands.py);
-3. full: the damage is everywhere, or the detector cannot say where ->
-   the whole prediction.
+   the prediction, with feathered seams (bands.py); in a torn frame with a
+   poor prediction, from the band's own lines moved back sideways (tear.py);
+3. mix: the damage is everywhere but is noise on top of the picture (snow),
+   or the detector found no damaged band at all -> raw and prediction mixed
+   line by line, each weighted by the other's estimated error (mix.py): a
+   stale prediction gives way to the noisy but right raw frame;
+4. full: otherwise -> the whole prediction.
 
 Before pixels or bands are replaced, the prediction is checked against the
 frame's own intact picture (``apply``): many broken frames are only lightly
@@ -44,11 +48,13 @@ from rtclean.frames import DetectResult
 from rtclean.repair import bands as band_repair
 from rtclean.repair import clicks
 from rtclean.repair import field as field_repair
+from rtclean.repair import mix, tear
 from rtclean.repair.scratch import buffer
 
 PIXELS = "pixels"
 FIELD = "field"
 BAND = "band"
+MIX = "mix"
 FULL = "full"
 
 # A field whose score is below this share of the band threshold counts as
@@ -58,6 +64,10 @@ CLEAN_FIELD_SHARE = 0.5
 # Detector features (ClassicalDetector) that say "something besides clicks":
 # above these, pixel repair is not enough.
 _NOT_CLICKS = {"noise_excess": 4.5, "tear": 0.3, "colour_loss": 0.0, "roll": 0.0}
+# Detector features above which the raw error is not noise the vertical
+# difference can measure (mix.py): a rolled or torn picture, lost chroma.
+_NOT_NOISE = {"roll": 0.0, "colour_loss": 0.0}
+_NOT_NOISE_HOT = {"tear": 0.3}  # ... and tearing, when some band is damaged
 # Damaged bands grow by one band on each side: breakup does not end on the
 # detector's band edges, and a leftover torn line next to a repaired band is
 # more visible than a few predicted lines of an intact one.
@@ -66,6 +76,16 @@ GROW = 1
 # is above this multiple of the prediction's error measured on intact bands:
 # 2 = where the raw band's own error would exceed the prediction's.
 KEEP_RATIO = 2.0
+# Torn bands (the detector's tear feature) are un-shifted rather than
+# replaced when the prediction's error on the intact bands is above this
+# MSE (under ~28 dB): the un-shifted raw band's own error (residual line
+# jitter, edges filled from the prediction) measured 20-1,000 on the 11
+# clips, so it loses to near-perfect predictions (static scenes) and wins
+# on poor ones (fast or jerky motion, long gaps): per band, +1.5 dB mean
+# over 61 torn bands against replacing them, live. The un-shifted band's
+# agreement with the prediction says nothing here: the shift is fitted to
+# the prediction, so a good match is partly made by the fit.
+UNSHIFT_MIN_ERR = 100.0
 # Intact bands needed to measure the prediction's error; fewer and the
 # check is skipped (the detector's bands are trusted as they are).
 MIN_INTACT = 3
@@ -77,6 +97,9 @@ class Plan:
     damaged: np.ndarray | None = None  # bool per band (FIELD and BAND)
     field: int | None = None  # damaged field (FIELD): 0 even lines, 1 odd lines
     intact: np.ndarray | None = None  # bool per band: clearly undamaged (BAND)
+    mixable: bool = False  # FULL: the damage is noise on the picture (see _mixable)
+    weights: np.ndarray | None = None  # MIX: per line weight of the prediction
+    torn: bool = False  # BAND: the detector saw tearing (try un-shifting bands, tear.py)
 
 
 def plan(result: DetectResult, band_threshold: float, band_max_share: float) -> Plan:
@@ -87,14 +110,15 @@ def plan(result: DetectResult, band_threshold: float, band_max_share: float) -> 
         return Plan(PIXELS)
     bands = result.bands
     if bands is None or len(bands) == 0:
-        return Plan(FULL)
+        return Plan(FULL, mixable=_mixable(result, hot=True))
     hot = np.asarray(bands, np.float32) >= band_threshold
     if not hot.any():
         # Broken by the decision (hysteresis, a whole-frame cue) but no band
-        # says where: only a whole-frame prediction is safe. (Keeping the
+        # says where: the damage is light or spread thinly. (Keeping the
         # bands that match the prediction here was tried: on the 11 clips it
-        # cost 1.3 dB offline - light damage spread thinly over every band.)
-        return Plan(FULL)
+        # cost 1.3 dB offline.) The mix weighs the whole raw frame against
+        # the prediction instead (refine).
+        return Plan(FULL, mixable=_mixable(result, hot=False))
     grown = hot.copy()
     for k in range(1, GROW + 1):
         grown[k:] |= hot[:-k]
@@ -109,8 +133,24 @@ def plan(result: DetectResult, band_threshold: float, band_max_share: float) -> 
     if grown.mean() > band_max_share:
         # Widespread damage: the whole prediction, except bands whose own
         # picture proves better than it (apply; needs intact bands to judge).
-        return Plan(FULL, ~intact, intact=intact)
-    return Plan(BAND, grown, intact=intact)
+        return Plan(FULL, ~intact, intact=intact, mixable=_mixable(result, hot=True), torn=_torn(result))
+    return Plan(BAND, grown, intact=intact, torn=_torn(result))
+
+
+def _torn(result: DetectResult) -> bool:
+    return float((result.features or {}).get("tear", 0.0)) > _NOT_CLICKS["tear"]
+
+
+def _mixable(result: DetectResult, hot: bool) -> bool:
+    """The raw frame's error is noise on the picture (mix.py can weigh it):
+    the detector gives its features and none says roll or colour loss (nor
+    tearing, when some band is damaged: a band torn below the threshold is
+    a few shifted lines, raw is still the better picture there)."""
+    feats = result.features
+    if result.no_signal or not feats:
+        return False
+    rules = {**_NOT_NOISE, **(_NOT_NOISE_HOT if hot else {})}
+    return all(float(feats.get(k, 0.0)) <= v for k, v in rules.items())
 
 
 def line_mse(raw: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -133,27 +173,49 @@ def band_mse(lines: np.ndarray, n: int) -> np.ndarray:
 def keep_better_bands(p: Plan, raw: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """The plan's damaged bands minus those whose raw picture is likely
     better than the prediction (see module doc)."""
+    return _judge_bands(p, raw, pred)[0]
+
+
+def _judge_bands(p: Plan, raw: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, float | None]:
+    """(bands to replace, the prediction's error E on the intact bands, or
+    None when too few bands are intact to measure it)."""
     damaged = np.asarray(p.damaged, bool)
     if p.intact is None or np.count_nonzero(p.intact) < MIN_INTACT:
-        return damaged
+        return damaged, None
     mse = band_mse(line_mse(raw, pred), damaged.size)
     err = float(np.median(mse[p.intact]))
-    return damaged & (mse > KEEP_RATIO * err)
+    return damaged & (mse > KEEP_RATIO * err), err
+
+
+def unshift_torn_bands(raw: np.ndarray, pred: np.ndarray, damaged: np.ndarray) -> np.ndarray:
+    """A copy of ``pred`` whose damaged bands come from the raw lines moved
+    back sideways (tear.py): the picture to take a torn frame's damaged
+    bands from when the prediction is poor (see UNSHIFT_MIN_ERR)."""
+    rows = band_repair.band_rows(damaged, raw.shape[0])
+    src = pred.copy()
+    src[rows] = tear.unshift(raw[rows], pred[rows])
+    return src
 
 
 def refine(p: Plan, raw: np.ndarray, pred: np.ndarray) -> Plan:
     """A FULL plan with enough intact bands becomes a BAND plan when some of
-    its bands' own pictures prove better than the prediction; otherwise
-    ``p`` unchanged. (BAND plans are checked band by band in ``apply``.)"""
-    if p.kind != FULL or p.intact is None or np.count_nonzero(p.intact) < MIN_INTACT \
-            or raw.shape != pred.shape:
+    its bands' own pictures prove better than the prediction; else a
+    mixable FULL plan becomes a MIX plan when the raw frame has a picture
+    worth keeping (mix.py); otherwise ``p`` unchanged. (BAND plans are
+    checked band by band in ``apply``.)"""
+    if p.kind != FULL or raw.shape != pred.shape:
         return p
-    damaged = keep_better_bands(p, raw, pred)
-    if np.array_equal(damaged, p.damaged):
-        # Only the intact bands are better raw: those are the few the
-        # prediction was judged by; a widespread-damage frame stays whole.
-        return p
-    return Plan(BAND, damaged)
+    if p.intact is not None and np.count_nonzero(p.intact) >= MIN_INTACT:
+        damaged = keep_better_bands(p, raw, pred)
+        # Only the intact bands better raw: those are the few the prediction
+        # was judged by, so that proves nothing; the frame stays whole.
+        if not np.array_equal(damaged, p.damaged):
+            return Plan(BAND, damaged, intact=p.intact, torn=p.torn)
+    if p.mixable:
+        w = mix.mix_weights(raw, pred, line_mse(raw, pred))
+        if w is not None:
+            return Plan(MIX, weights=w)
+    return p
 
 
 def apply(p: Plan, raw: np.ndarray, pred: np.ndarray, feather: int) -> np.ndarray:
@@ -165,5 +227,11 @@ def apply(p: Plan, raw: np.ndarray, pred: np.ndarray, feather: int) -> np.ndarra
         rows = band_repair.band_rows(p.damaged, raw.shape[0])
         return field_repair.repair_field(raw, p.field, pred, rows)
     if p.kind == BAND:
-        return band_repair.repair_bands(raw, pred, keep_better_bands(p, raw, pred), feather)
+        damaged, err = _judge_bands(p, raw, pred)
+        src = pred
+        if p.torn and err is not None and err > UNSHIFT_MIN_ERR and damaged.any():
+            src = unshift_torn_bands(raw, pred, damaged)
+        return band_repair.repair_bands(raw, src, damaged, feather)
+    if p.kind == MIX:
+        return mix.blend(raw, pred, p.weights)
     return pred

@@ -8,7 +8,8 @@ Per frame the decision says whether the picture is usable:
   last two clean frames, paste the learned OSD back (osd.py), then keep as
   many of the frame's own pixels as the detector trusts (localise.py): field
   repair when one field is clean, band repair when only some bands are
-  damaged, the whole prediction otherwise. The flow between them is computed once, at the
+  damaged, a noise-weighted mix with the raw frame when the damage is snow
+  on the picture, the whole prediction otherwise. The flow between them is computed once, at the
   first broken frame of a run, and reused for the whole run; each broken
   frame warps the last clean picture by that flow scaled to its own capture
   time (constant velocity, so dropped frames and jittery timing are
@@ -59,7 +60,9 @@ REPAIR_FLOW = f"{frames.REPAIR}:flow"
 REPAIR_FIELD = f"{frames.REPAIR}:field"
 REPAIR_BAND = f"{frames.REPAIR}:band"
 REPAIR_PIXELS = f"{frames.REPAIR}:pixels"
-KIND_ACTION = {localise.PIXELS: REPAIR_PIXELS, localise.FIELD: REPAIR_FIELD, localise.BAND: REPAIR_BAND}
+REPAIR_MIX = f"{frames.REPAIR}:mix"
+KIND_ACTION = {localise.PIXELS: REPAIR_PIXELS, localise.FIELD: REPAIR_FIELD, localise.BAND: REPAIR_BAND,
+               localise.MIX: REPAIR_MIX}
 
 # Per-interval decay of the constant-velocity extrapolation (see module doc).
 DECAY = 0.9

@@ -59,7 +59,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from rtclean.train.synth import Variety, synth_dataset
 
     _logging(args)
-    variety = Variety(passes=args.passes, demo=args.demo, compress=args.compress)
+    variety = Variety(passes=args.passes, demo=args.demo, compress=args.compress, dvr=args.dvr)
     result = synth_dataset(clips=args.clips, out=args.out, frames=args.frames, seed=args.seed,
                            standard=args.standard, breakup=args.breakup, sim=args.sim, variety=variety)
     print(result["summary"])
@@ -140,4 +140,6 @@ def register(sub, common) -> None:
                     help="extra passes of procedural FPV scenery as content (default 0)")
     sy.add_argument("--compress", type=_share, default=0.0, metavar="F",
                     help="share of passes JPEG-compressed before the simulator (default 0)")
+    sy.add_argument("--dvr", type=_share, default=0.0, metavar="F",
+                    help="share of passes stored as an MJPEG DVR (JPEG 35-90, 4:2:0) after the simulator (default 0)")
     sy.set_defaults(func=cmd_synth)

@@ -210,8 +210,11 @@ def score_folders(dirs: list[str], dets: list[EvalDetector]) -> Scores:
 
 
 def score_sim_clips(clips: list[Path], frames: int, seed: int, dets: list[EvalDetector],
-                    standard: str = "pal", breakup: float = 0.5, sim: str = "image") -> tuple[Scores, dict]:
-    from rtclean.train.synth import SimSettings, frame_class, link_figures, read_frames, simulate
+                    standard: str = "pal", breakup: float = 0.5, sim: str = "image",
+                    dvr_quality: int = 0) -> tuple[Scores, dict]:
+    """Every detector on simulated breakup over ``clips``; with
+    ``dvr_quality`` the frames are first stored as an MJPEG DVR would."""
+    from rtclean.train.synth import SimSettings, dvr_roundtrip, frame_class, link_figures, read_frames, simulate
 
     settings = SimSettings(standard, breakup, sim)
     sc = Scores()
@@ -220,7 +223,8 @@ def score_sim_clips(clips: list[Path], frames: int, seed: int, dets: list[EvalDe
         for d in dets:
             d.reset()
         for sf in simulate(read_frames(clip, frames, loop=True), seed * 1000 + ci, settings):
-            row = {d.name: d.score(sf.image) for d in dets}  # every frame: detectors keep their context
+            image = dvr_roundtrip(sf.image, dvr_quality) if dvr_quality else sf.image
+            row = {d.name: d.score(image) for d in dets}  # every frame: detectors keep their context
             cls = frame_class(sf.label.kind, sf.label.damaged_lines)
             if cls is None:
                 skipped["frozen" if sf.label.kind == "frozen" else "ambiguous"] += 1
@@ -309,7 +313,8 @@ def analyse(sc: Scores, dets: list[EvalDetector]) -> dict:
 
 
 def run_eval(data_dirs: list[str], clips: list[str], model: str | None, out_dir: str, frames: int = 250,
-             seed: int = 77, standard: str = "pal", breakup: float = 0.5, sim: str = "image") -> dict:
+             seed: int = 77, standard: str = "pal", breakup: float = 0.5, sim: str = "image",
+             dvr_quality: int = 0) -> dict:
     """The whole ``rtclean eval detect`` run; writes report.json and report.html."""
     from rtclean.train.report import write_html
     from rtclean.train.synth import list_clips
@@ -318,6 +323,8 @@ def run_eval(data_dirs: list[str], clips: list[str], model: str | None, out_dir:
         raise RtcleanError("nothing to evaluate: give --data folders and/or --clips")
     if frames < 1:
         raise RtcleanError(f"--frames must be at least 1, got {frames}")
+    if not 0 <= dvr_quality <= 100:
+        raise RtcleanError(f"--dvr must be a JPEG quality 1-100 (0: off), got {dvr_quality}")
     clip_paths = list_clips(clips) if clips else []
     dets = make_detectors(model)
     t0 = time.monotonic()
@@ -332,10 +339,11 @@ def run_eval(data_dirs: list[str], clips: list[str], model: str | None, out_dir:
     if clip_paths:
         for d in dets:
             d.times_ms.clear()  # speed is measured on the simulated 720x576 (720x480) streams
-        sc, skipped = score_sim_clips(clip_paths, frames, seed, dets, standard, breakup, sim)
+        sc, skipped = score_sim_clips(clip_paths, frames, seed, dets, standard, breakup, sim, dvr_quality)
         report["sets"]["simulated"] = {"clips": [p.name for p in clip_paths], "frames_per_clip": frames,
                                        "seed": seed, "seeds": [seed * 1000 + i for i in range(len(clip_paths))],
                                        "simulator": sim, "standard": standard, "skipped": skipped,
+                                       "dvr_jpeg_quality": dvr_quality or None,
                                        **analyse(sc, dets)}
         for d in dets:
             report["detectors"][d.name]["median_ms_per_frame"] = round(float(np.median(d.times_ms)), 4) \

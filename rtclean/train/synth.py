@@ -147,6 +147,15 @@ def link_figures(sf) -> dict:
     return out
 
 
+def dvr_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
+    """The frame as a goggle's MJPEG DVR stores it: JPEG at ``quality``,
+    4:2:0 chroma (single-line colour detail is halved vertically)."""
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RtcleanError("JPEG encoding failed (DVR round trip)")
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+
+
 def label_record(sf, name: str, cls: str, clip: str, seed: int) -> dict:
     lab = sf.label
     rec = {"file": f"{cls}/{name}", "class": cls, **lab.to_dict(), "clip": clip, "seed": seed, "index": sf.index}
@@ -168,10 +177,14 @@ class Variety:
     compress: share of passes whose content is JPEG round-tripped (quality
               15-70) before the simulator: clean AND broken frames then carry
               blocking, so compression is no cue for breakup.
+    dvr:      share of passes whose simulated frames (and previous frames)
+              are stored as an MJPEG goggle DVR would (JPEG quality 35-90,
+              4:2:0) after the simulator: breakup as recorded files show it.
     """
     passes: int = 1
     demo: int = 0
     compress: float = 0.0
+    dvr: float = 0.0
 
 
 def _vary(frames: Iterator[np.ndarray], rng: np.random.Generator, identity: bool,
@@ -218,8 +231,9 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
     if not 0.0 <= breakup <= 1.0:
         raise RtcleanError(f"--breakup must be in [0, 1], got {breakup}")
     variety = variety or Variety()
-    if variety.passes < 1 or variety.demo < 0 or not 0.0 <= variety.compress <= 1.0:
-        raise RtcleanError(f"bad variety settings {variety}: passes >= 1, demo >= 0, compress in [0, 1]")
+    if variety.passes < 1 or variety.demo < 0 or not 0.0 <= variety.compress <= 1.0 \
+            or not 0.0 <= variety.dvr <= 1.0:
+        raise RtcleanError(f"bad variety settings {variety}: passes >= 1, demo >= 0, compress and dvr in [0, 1]")
     settings = SimSettings(standard=str(standard).lower(), breakup=float(breakup), sim=sim)
     root = Path(out)
     for d in (root / "breakup", root / "clean", root / ".prev"):
@@ -242,13 +256,15 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
         for _name, stem, group, clip_seed, clip, k in units:
             rng = np.random.default_rng([clip_seed, 4242])
             jpeg = int(rng.integers(15, 71)) if rng.random() < variety.compress else None
+            # drawn after the content's, so datasets without dvr stay as they were
+            dvr = int(rng.integers(35, 91)) if variety.dvr and rng.random() < variety.dvr else None
             if clip is None:
                 content = _vary(_demo_frames(clip_seed, settings.standard, per_unit), rng, True, jpeg)
             else:
                 content = _vary(read_frames(clip, per_unit, loop=True), rng, k == 0, jpeg)
             prev = None
             for sf in simulate(content, clip_seed, settings):
-                cur, before = sf.image, prev
+                cur, before = sf.image if dvr is None else dvr_roundtrip(sf.image, dvr), prev
                 prev = cur
                 if written >= frames:
                     break
@@ -261,7 +277,10 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
                 if not cv2.imwrite(str(root / cls / name), cur, PNG_FAST) or \
                         not cv2.imwrite(str(root / ".prev" / name), before if before is not None else cur, PNG_FAST):
                     raise RtcleanError(f"{root}: cannot write frames (disk full or not writable?)")
-                labels.write(json.dumps(label_record(sf, name, cls, group, clip_seed)) + "\n")
+                rec = label_record(sf, name, cls, group, clip_seed)
+                if dvr is not None:
+                    rec["dvr_jpeg_quality"] = dvr
+                labels.write(json.dumps(rec) + "\n")
                 counts[cls] += 1
                 if cls == "breakup":
                     kinds[sf.label.kind] = kinds.get(sf.label.kind, 0) + 1

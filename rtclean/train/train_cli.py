@@ -40,7 +40,8 @@ def cmd_eval_detect(args: argparse.Namespace) -> int:
 
     _logging(args)
     report = run_eval(args.data or [], args.clips or [], args.model, args.out, frames=args.frames,
-                      seed=args.seed, standard=args.standard, breakup=args.breakup, sim=args.sim)
+                      seed=args.seed, standard=args.standard, breakup=args.breakup, sim=args.sim,
+                      dvr_quality=args.dvr)
     for name, s in report["sets"].items():
         for det, r in s["detectors"].items():
             rec = "n/a" if r["recall"] is None else f"{100 * r['recall']:.2f}%"
@@ -82,5 +83,8 @@ def register(sub, common) -> None:
     d.add_argument("--standard", choices=("pal", "ntsc"), default="pal")
     d.add_argument("--breakup", type=float, default=0.5, help="share of simulated frames with breakup")
     d.add_argument("--sim", choices=("analog", "image"), default="image", help="simulator")
+    d.add_argument("--dvr", type=int, default=0, metavar="Q",
+                   help="store the simulated frames as an MJPEG DVR would (JPEG quality Q, 4:2:0) before "
+                        "detecting: breakup as recorded files show it (default 0: as captured)")
     d.set_defaults(func=cmd_eval_detect)
     __import__("rtclean.repair.eval_cli", fromlist=["register"]).register(esub, common)  # `eval repair`
