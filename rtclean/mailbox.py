@@ -8,6 +8,10 @@
 
 Both are closed with ``close()``; a consumer then drains what is left and gets
 ``None``.
+
+- ``MailboxWorker``: the base of the optional outputs (HDMI display, RTP):
+  one thread fed through a ``Mailbox``, so a slow output drops frames
+  (counted) instead of holding up the processing thread.
 """
 
 from __future__ import annotations
@@ -108,3 +112,29 @@ class DropOldestQueue(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._dq)
+
+
+class MailboxWorker(Generic[T]):
+    """One consumer thread fed through a latest-only ``Mailbox``."""
+
+    def __init__(self) -> None:
+        self._box: Mailbox[T] = Mailbox()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @property
+    def dropped(self) -> int:
+        """Items replaced in the mailbox before the thread took them."""
+        return self._box.dropped
+
+    def _spawn(self, target, name: str) -> None:
+        self._thread = threading.Thread(target=target, name=name, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the thread (it sees the closed mailbox) and wait for it."""
+        self._closed = True
+        self._box.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None

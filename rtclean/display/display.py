@@ -31,7 +31,7 @@ import numpy as np
 from rtclean.config import DisplayConfig
 from rtclean.errors import RtcleanError
 from rtclean.frames import Processed
-from rtclean.mailbox import Mailbox
+from rtclean.mailbox import MailboxWorker
 from rtclean.repair import overlay
 from rtclean.stats import Rate
 
@@ -70,16 +70,14 @@ def draw_status_line(canvas: np.ndarray, text: str) -> None:
                 (235, 235, 235), max(1, round(scale * 2)), cv2.LINE_AA)
 
 
-class Display:
+class Display(MailboxWorker[Processed]):
     def __init__(self, cfg: DisplayConfig, status: Callable[[], dict] | None = None) -> None:
         """``status``: the pipeline's status() for the REC mark of the status line."""
+        super().__init__()
         self.cfg = cfg
         self.status = status
-        self._box: Mailbox[Processed] = Mailbox()
-        self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._start_error: BaseException | None = None
-        self._closed = False
         self._shot_req = threading.Event()
         self._shot_done = threading.Event()
         self._shot: np.ndarray | None = None
@@ -91,19 +89,13 @@ class Display:
         self._status_cache: dict | None = None
         self._status_t = -1e9
 
-    @property
-    def dropped(self) -> int:
-        """Frames replaced before the screen took them (it was slower than the source)."""
-        return self._box.dropped
-
     # ------------------------------------------------------------------ pipeline side
 
     def start(self) -> None:
         """Open the screen; returns once it is open. RtcleanError on failure."""
         if self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._main, name="rtclean-display", daemon=True)
-        self._thread.start()
+        self._spawn(self._main, "rtclean-display")
         self._started.wait(timeout=20)
         if self._start_error is not None or not self._started.is_set():
             err = self._start_error
@@ -117,13 +109,6 @@ class Display:
     def show(self, p: Processed) -> None:
         """Hand the newest processed frame to the screen; never waits."""
         self._box.put(p)
-
-    def close(self) -> None:
-        self._closed = True
-        self._box.close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def screenshot(self, timeout: float = 5.0) -> np.ndarray:
         """What the screen shows now, HxWx3 RGB (read back on the display thread)."""

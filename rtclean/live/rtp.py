@@ -47,7 +47,7 @@ import cv2
 from rtclean.config import RtpConfig
 from rtclean.errors import RtcleanError
 from rtclean.frames import Processed
-from rtclean.mailbox import Mailbox
+from rtclean.mailbox import MailboxWorker
 from rtclean.stats import Window
 
 log = logging.getLogger(__name__)
@@ -80,16 +80,14 @@ def split_annexb(data: bytes) -> list[bytes]:
     return out
 
 
-class RtpOutput:
+class RtpOutput(MailboxWorker[tuple[float, Processed]]):
     def __init__(self, cfg: RtpConfig, fps: float, size: tuple[int, int]) -> None:
         """``fps``: the source's frame rate; ``size``: its (width, height)."""
+        super().__init__()
         self.cfg = cfg
         self.source_fps = float(fps) if fps and fps > 0 else 25.0
         self.size = (int(size[0]), int(size[1]))
         self.address = ""  # numeric receiver address once started
-        self._box: Mailbox[tuple[float, Processed]] = Mailbox()
-        self._thread: threading.Thread | None = None
-        self._closed = False
         self._container = None
         self._stream = None
         self._enc_size = (0, 0)
@@ -127,17 +125,12 @@ class RtpOutput:
             except OSError as e:
                 self._close_container()
                 raise RtcleanError(f"rtp output: cannot write rtp.sdp_file {path}: {e.strerror or e}") from None
-        self._thread = threading.Thread(target=self._run, name="rtclean-rtp", daemon=True)
-        self._thread.start()
+        self._spawn(self._run, "rtclean-rtp")
         log.info("RTP output: H.264 to %s:%d (%s, %d kbit/s, keyframe every %d frames)",
                  self.cfg.host, self.cfg.port, self.cfg.codec, self.cfg.bitrate_kbps, self.cfg.gop)
 
     def close(self) -> None:
-        self._closed = True
-        self._box.close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        super().close()
         self._close_container()
 
     # ------------------------------------------------------------------ pipeline side
@@ -146,11 +139,6 @@ class RtpOutput:
         """Hand the newest processed frame to the encoder; never waits."""
         self.frames_in += 1
         self._box.put((time.monotonic(), p))
-
-    @property
-    def dropped(self) -> int:
-        """Frames replaced in the mailbox before the encoder took them."""
-        return self._box.dropped
 
     # ------------------------------------------------------------------ SDP
 
