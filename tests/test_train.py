@@ -191,3 +191,21 @@ def test_synth_dvr_stores_frames_as_a_goggle_dvr(tmp_path, clips_dir, rtclean_cm
             # what a JPEG at that quality makes of the plain frame, to the grey level
             ok, buf = cv2.imencode(".jpg", a, [cv2.IMWRITE_JPEG_QUALITY, q])
             assert np.abs(cv2.imdecode(buf, cv2.IMREAD_COLOR).astype(int) - b.astype(int)).max() <= 1
+
+
+@needs_tf
+@pytest.mark.slow
+def test_train_with_preprocessing_version_2(tiny_set, tmp_path, rtclean_cmd):
+    """`--preprocess 2`: the card says so and the live detector class, which
+    reads the card, reproduces the Keras scores through that preprocessing."""
+    out = tmp_path / "v2.tflite"
+    proc = subprocess.run(rtclean_cmd + ["train", "--data", str(tiny_set), "--out", str(out), "--epochs", "1",
+                                         "--val-split", "0.5", "--preprocess", "2", "-q"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["preprocess_version"] == 2 and "v2" in card["preprocess"]
+    assert card["export_check"]["max_abs_diff_frame"] < 0.05
+    from rtclean.detect.tflite import TFLiteDetector
+
+    assert TFLiteDetector(out).preprocess_version == 2

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 N_BANDS = 16
-PREPROCESS_VERSION = 1  # rtclean/detect/tflite.py model contract version 1
+PREPROCESS_VERSION = 1  # default rtclean/detect/tflite.py preprocessing of new models (versions 1, 2)
 
 
 class DatasetError(RtcleanError):
@@ -124,11 +124,12 @@ def load_pair(s: Sample) -> tuple[np.ndarray, np.ndarray]:
     return cur, prev
 
 
-def to_input(cur: np.ndarray, prev: np.ndarray, h: int, w: int, channels: int = 2) -> np.ndarray:
+def to_input(cur: np.ndarray, prev: np.ndarray, h: int, w: int, channels: int = 2,
+             version: int = PREPROCESS_VERSION) -> np.ndarray:
     """The model input for one frame pair, exactly as TFLiteDetector builds it."""
-    planes = [preprocess(cur, h, w)]
+    planes = [preprocess(cur, h, w, version)]
     if channels == 2:
-        planes.append(preprocess(prev, h, w))
+        planes.append(preprocess(prev, h, w, version))
     return np.stack(planes, -1)
 
 
@@ -144,7 +145,8 @@ def band_targets(s: Sample) -> tuple[np.ndarray, float]:
     return (bands > 0).astype(np.float32) * float(s.label), 1.0
 
 
-def load_arrays(ds: Dataset, h: int, w: int, channels: int = 2) -> dict[str, np.ndarray]:
+def load_arrays(ds: Dataset, h: int, w: int, channels: int = 2,
+                version: int = PREPROCESS_VERSION) -> dict[str, np.ndarray]:
     """Decode and preprocess every sample: x [N, H, W, C] float32 in [0, 1],
     y [N], bands [N, 16], band_weight [N]."""
     n = len(ds.samples)
@@ -154,6 +156,6 @@ def load_arrays(ds: Dataset, h: int, w: int, channels: int = 2) -> dict[str, np.
     bands = np.zeros((n, N_BANDS), np.float32)
     bw = np.zeros(n, np.float32)
     for i, s in enumerate(ds.samples):
-        x[i] = to_input(*load_pair(s), h, w, channels)
+        x[i] = to_input(*load_pair(s), h, w, channels, version)
         bands[i], bw[i] = band_targets(s)
     return {"x": x, "y": ds.labels.astype(np.float32), "bands": bands, "band_weight": bw}

@@ -104,20 +104,21 @@ def check_int8(path: str | Path) -> dict:
             "outputs": [[int(s) for s in o["shape"]] for o in outs]}
 
 
-def compare_with_detector(model, path: str | Path, pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+def compare_with_detector(model, path: str | Path, pairs: list[tuple[np.ndarray, np.ndarray]],
+                          version: int = 1) -> dict:
     """Run TFLiteDetector (the live path's class, preprocessing included) on
     (current, previous) BGR frame pairs and compare with the Keras scores."""
     from rtclean.detect.tflite import TFLiteDetector
     from rtclean.train.data import to_input
 
-    det = TFLiteDetector(path, threshold=0.5)  # raw scores (0.5 calibrates to the identity)
+    det = TFLiteDetector(path, threshold=0.5, preprocess_version=version)  # raw scores (0.5: identity)
     h, w, c = model.input_shape[1:]
     frame_diff, band_diff, scores = [], [], []
     for cur, prev in pairs:
         det.reset()
         det.detect(prev)
         res = det.detect(cur)
-        ref = model(to_input(cur, prev, h, w, c)[None], training=False)
+        ref = model(to_input(cur, prev, h, w, c, version)[None], training=False)
         k_frame = float(np.asarray(ref["frame"]).ravel()[0])
         k_bands = np.asarray(ref["bands"]).ravel()
         frame_diff.append(abs(res.score - k_frame))

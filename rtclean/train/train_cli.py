@@ -24,7 +24,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     _logging(args)
     opts = TrainOptions(data=args.data, out=args.out, epochs=args.epochs, seed=args.seed,
-                        size=parse_size(args.size), val_split=args.val_split)
+                        size=parse_size(args.size), val_split=args.val_split, preprocess=args.preprocess)
     card = train(opts)
     val = card["validation"].get("int8") or {}
     def pct(v):
@@ -65,6 +65,9 @@ def register(sub, common) -> None:
     t.add_argument("--epochs", type=int, default=8)
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--size", default="96x128", metavar="WxH", help="model input (fields stacked), default 96x128")
+    t.add_argument("--preprocess", type=int, choices=(1, 2), default=1,
+                   help="input preprocessing version (rtclean/detect/tflite.py): 2 samples columns, "
+                        "about 1 ms faster per frame (default 1)")
     t.add_argument("--val-split", type=float, default=0.2, metavar="F",
                    help="share of frames (whole clips when labels.jsonl says which) held out for validation")
     t.set_defaults(func=cmd_train)

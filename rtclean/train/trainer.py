@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rtclean.detect.tflite import PREPROCESS_VERSIONS
 from rtclean.errors import RtcleanError
 from rtclean.train import data
 from rtclean.train import evaluate as metrics
@@ -40,6 +41,7 @@ class TrainOptions:
     seed: int = 1
     size: tuple[int, int] = (96, 128)  # (W, H)
     val_split: float = 0.2
+    preprocess: int = data.PREPROCESS_VERSION  # rtclean/detect/tflite.py preprocessing version
     lr: float = 2e-3
 
 
@@ -98,6 +100,11 @@ CUT_SHARE = 0.15  # pairs whose previous frame is swapped for another shot's (sc
 NOISE_MAX = 0.01  # luma noise sigma at model resolution, well below the mildest snow
 WEIGHT_DECAY = 1e-4
 PATIENCE = 6  # epochs without a better validation AUC before training stops
+PREPROCESS_TEXT = {
+    1: "luma, fields stacked (even lines on top), INTER_AREA, /255 (rtclean.detect.tflite.preprocess, v1)",
+    2: "luma, W columns sampled (nearest), fields stacked (even lines on top), lines INTER_AREA, /255 "
+       "(rtclean.detect.tflite.preprocess, v2)",
+}
 THRESHOLD_CAP = 0.99  # highest threshold picked: confident models need more than the 0.95 default
 
 
@@ -231,7 +238,9 @@ def train(opts: TrainOptions) -> dict:
     tf.keras.utils.set_random_seed(opts.seed)
     w, h = opts.size
     t0 = time.monotonic()
-    arrays = data.load_arrays(ds, h, w)
+    if opts.preprocess not in PREPROCESS_VERSIONS:
+        raise RtcleanError(f"--preprocess must be one of {PREPROCESS_VERSIONS}, got {opts.preprocess}")
+    arrays = data.load_arrays(ds, h, w, version=opts.preprocess)
     t_load = time.monotonic() - t0
     train_idx, val_idx = split(ds, opts.val_split, opts.seed)
     log.info("dataset: %d frames (%d %s), %d for training, %d for validation; loaded in %.1f s",
@@ -260,13 +269,14 @@ def train(opts: TrainOptions) -> dict:
                           int8_at_0_5=metrics.summary(yv, q_scores, 0.5))
     rng = np.random.default_rng(opts.seed)
     pick = rng.choice(len(ds.samples), min(VERIFY_PAIRS, len(ds.samples)), replace=False)
-    verify = export.compare_with_detector(model, out, [data.load_pair(ds.samples[i]) for i in sorted(pick)])
+    verify = export.compare_with_detector(model, out, [data.load_pair(ds.samples[i]) for i in sorted(pick)],
+                                          opts.preprocess)
 
     sidecar = {
         "model": out.name, "float32_model": f32_path.name, "classes": list(ds.classes),
         "positive_class": ds.classes[1], "input": info["input"], "input_size": f"{w}x{h}",
-        "channels": ["current frame", "previous frame"], "preprocess_version": data.PREPROCESS_VERSION,
-        "preprocess": "luma, fields stacked (even lines on top), INTER_AREA, /255 (rtclean.detect.tflite.preprocess)",
+        "channels": ["current frame", "previous frame"], "preprocess_version": opts.preprocess,
+        "preprocess": PREPROCESS_TEXT[opts.preprocess],
         "bands": 16, "band_order": "picture bands top to bottom, each the max over both fields",
         "threshold": round(float(threshold), 4), "threshold_rule": f"lowest with validation FPR <= {MAX_FPR}",
         "ops": info["ops"], "validation": val_report, "export_check": verify, "history": history,
