@@ -21,6 +21,8 @@ from rtclean.frames import Decision, DetectResult, Frame
 from rtclean.stats import percentiles
 
 SIZE = (720, 576)
+# Alternated 0-client / 4-client runs of the web-clients measurement.
+CLIENT_PAIRS = 3
 
 
 def _time(fn, items, warmup: int = 5) -> list[float]:
@@ -133,17 +135,21 @@ def run_bench(cfg: Config, frames: int = 300, live_seconds: float = 8.0) -> dict
         demo = _live_run(demo_cfg, f"{d}/demo", live_seconds, DemoSource(demo_cfg.source.demo))
         # Web clients cost: the same paced live path with 0, 1 and 4 live
         # clients plus an open dashboard (status and timeline polled 1/s).
-        clients = {}
-        for n, dash in ((0, False), (1, False), (4, True)):
+        # The rise is a few points of a core against a shared machine's
+        # noise of the same size, so 0 and 4+dashboard alternate CLIENT_PAIRS
+        # times and the summary takes medians.
+        clients: dict[str, list[dict]] = {"0": [], "1": [], "4+dashboard": []}
+        order = [(0, False), (1, False), (4, True)] + [(0, False), (4, True)] * (CLIENT_PAIRS - 1)
+        for i, (n, dash) in enumerate(order):
             key = f"{n}+dashboard" if dash else str(n)
-            clients[key] = _live_run(cfg, f"{d}/clients{n}", live_seconds,
-                                     ReplaySource(images, fps, duration_s=None), clients=n, dashboard=dash)
+            clients[key].append(_live_run(cfg, f"{d}/clients{i}", live_seconds,
+                                          ReplaySource(images, fps, duration_s=None), clients=n, dashboard=dash))
         # RTP output (ground-control software) to a receiver on loopback,
         # against the 0-client run above: its added latency and CPU.
         rtp_run = _live_run(cfg, f"{d}/rtp", live_seconds, ReplaySource(images, fps, duration_s=None),
                             clients=0, rtp=True)
         rtp = {**rtp_run.get("rtp", {}), "cpu_percent": rtp_run["cpu_percent"],
-               "cpu_percent_without": clients["0"]["cpu_percent"],
+               "cpu_percent_without": clients["0"][0]["cpu_percent"],
                "process_p99_ms": rtp_run["process_latency"]["p99_ms"]}
         # The offline cleaner on a 720x576 25 fps goggle file, decode and encode included.
         from rtclean.offline.speed import measure_offline
@@ -159,13 +165,23 @@ def run_bench(cfg: Config, frames: int = 300, live_seconds: float = 8.0) -> dict
             "clients": _clients_summary(clients), "rtp": rtp, "offline": offline}
 
 
-def _clients_summary(runs: dict) -> dict:
-    """Per scenario: process latency p99, capture-to-JPEG p99, CPU; and the
-    rise of 4 clients + dashboard over none (latency, CPU) and over one
-    client (capture-to-JPEG, which does not exist without a client)."""
-    out = {k: {"process_p99_ms": r["process_latency"]["p99_ms"], "process_median_ms": r["process_latency"]["median_ms"],
-               "jpeg_p99_ms": r["latency"]["p99_ms"], "cpu_percent": r["cpu_percent"],
-               "frames_in": r["frames_in"], "jpeg_encodes": r["jpeg_encodes"]} for k, r in runs.items()}
+def _clients_summary(runs: dict[str, list[dict]]) -> dict:
+    """Per scenario (medians over its repeats): process latency p99,
+    capture-to-JPEG p99, CPU; and the rise of 4 clients + dashboard over none
+    (latency, CPU) and over one client (capture-to-JPEG, which does not exist
+    without a client). ``cpu_vs_0_pairs``: the CPU rise of each alternated
+    pair, to show the spread."""
+    def med(rs, get):
+        vals = [v for v in (get(r) for r in rs) if v is not None]
+        return round(float(np.median(vals)), 3) if vals else None
+
+    out = {k: {"runs": len(rs),
+               "process_p99_ms": med(rs, lambda r: r["process_latency"]["p99_ms"]),
+               "process_median_ms": med(rs, lambda r: r["process_latency"]["median_ms"]),
+               "jpeg_p99_ms": med(rs, lambda r: r["latency"]["p99_ms"]),
+               "cpu_percent": med(rs, lambda r: r["cpu_percent"]),
+               "cpu_percent_runs": [r["cpu_percent"] for r in rs],
+               "frames_in": rs[0]["frames_in"], "jpeg_encodes": rs[0]["jpeg_encodes"]} for k, rs in runs.items()}
 
     def rise(a, b):
         return None if not a or b is None else round((b - a) / a * 100, 1)
@@ -175,6 +191,8 @@ def _clients_summary(runs: dict) -> dict:
                        "cpu_vs_0": rise(zero["cpu_percent"], four["cpu_percent"]),
                        "jpeg_p99_vs_1": rise(one["jpeg_p99_ms"], four["jpeg_p99_ms"]),
                        "cpu_vs_1": rise(one["cpu_percent"], four["cpu_percent"])}
+    out["cpu_vs_0_pairs"] = [rise(a["cpu_percent"], b["cpu_percent"])
+                             for a, b in zip(runs["0"], runs["4+dashboard"])]
     return out
 
 
@@ -328,10 +346,11 @@ def format_table(r: dict) -> str:
     if c:
         for k in ("0", "1", "4+dashboard"):
             x = c[k]
-            lines.append(f"live clients {k:<12} process p99 {x['process_p99_ms']} ms, capture to JPEG p99 "
+            lines.append(f"live clients {k:<12} ({x['runs']} runs, medians) process p99 {x['process_p99_ms']} ms, capture to JPEG p99 "
                          f"{x['jpeg_p99_ms']} ms, CPU {x['cpu_percent']}% of a core, "
                          f"{x['jpeg_encodes']} JPEGs for {x['frames_in']} frames")
-        lines.append("4 clients + dashboard, rise in %: " + ", ".join(f"{k} {v}" for k, v in c["rise_pct"].items()))
+        lines.append("4 clients + dashboard, rise in % (medians): " + ", ".join(f"{k} {v}" for k, v in c["rise_pct"].items())
+                     + f"; CPU rise per alternated pair {c['cpu_vs_0_pairs']}")
     p = r.get("rtp")
     if p and p.get("latency"):
         lines.append(f"RTP output: hand-off to decoded on loopback median {p['latency']['median_ms']} ms, "

@@ -650,3 +650,31 @@ def test_bad_host_is_one_clear_error():
         LiveServer(cfg, LiveHub(cfg), status=dict, healthy=lambda: True).start()
     assert str(e.value) == "live view: cannot listen on 192.0.2.1:0: cannot assign requested address"
     assert "\n" not in str(e.value)
+
+
+def test_http10_client_gets_unchunked_parts(make_live):
+    """HTTP/1.0 has no chunked encoding: the parts go out as they are and the
+    stream ends with the connection (the fan-out frames parts per client)."""
+    live = make_live()
+    with socket.create_connection((live.host, live.port), timeout=10) as s:
+        s.sendall(b"GET /stream/clean.mjpg HTTP/1.0\r\nHost: x\r\n\r\n")
+        f = s.makefile("rb")
+        status = f.readline()
+        assert status.startswith(b"HTTP/1.0 200") or status.startswith(b"HTTP/1.1 200"), status
+        headers = {}
+        while (line := f.readline().strip()):
+            k, v = line.decode().split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+        assert "chunked" not in headers.get("transfer-encoding", "")
+        seqs = []
+        for _ in range(3):
+            assert f.readline().strip() == f"--{BOUNDARY}".encode()
+            part = {}
+            while (line := f.readline().strip()):
+                k, v = line.decode().split(":", 1)
+                part[k.strip().lower()] = v.strip()
+            body = f.read(int(part["content-length"]))
+            assert cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR) is not None
+            assert f.readline() == b"\r\n"
+            seqs.append(int(part["x-frame-seq"]))
+        assert seqs == sorted(seqs) and len(set(seqs)) == 3

@@ -163,3 +163,7 @@ def test_bench_json_format(rtclean_cmd):
     assert o["single"]["x_realtime"] > 0 and o["single"]["cpu_x_realtime"] > 0
     assert o["batch"]["files"] == o["batch"]["jobs"] >= 1 and o["batch"]["x_realtime"] > 0
     assert o["batch"]["failed"] == []
+    c = b["clients"]  # 0 and 4 clients + dashboard alternated, medians; JPEGs only while watched
+    assert c["0"]["runs"] == c["4+dashboard"]["runs"] == 3 and c["1"]["runs"] == 1
+    assert c["0"]["jpeg_encodes"] == 0 < c["4+dashboard"]["jpeg_encodes"] <= c["4+dashboard"]["frames_in"]
+    assert len(c["cpu_vs_0_pairs"]) == 3 and c["rise_pct"]["cpu_vs_0"] is not None

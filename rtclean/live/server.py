@@ -17,11 +17,16 @@ Endpoints (DESIGN.md "HTTP (live view server)"):
     POST /api/auth             200 when the token is right (the page's unlock check)
     recordings: see recordings_api.py; the token rules: see auth.py
 
-Every stream client reads the hub's single latest JPEG whenever it is ready
-for one, so clients share one encode per frame and a slow client skips frames
-(its backlog is bounded by the socket's write buffer, never a frame queue).
-New JPEGs are announced from the hub's thread with call_soon_threadsafe, which
-replaces-and-sets a per-stream asyncio.Event: waiting clients sleep, no polling.
+Every stream client gets the hub's single latest JPEG, so clients share one
+encode per frame. New JPEGs are announced from the hub's thread with
+call_soon_threadsafe; the loop then hands the JPEG, framed once as a multipart
+part, to every client of the stream in one pass (``_fan_out``): one
+transport write per client, no coroutine woken per client and frame. A client
+whose previous picture is still queued in user space (its socket buffer is
+full) skips the new one, so a slow client's backlog is bounded by its socket
+buffer, never a frame queue, and it is dropped when it stays blocked for
+``stall_s``. Snapshots wait on a per-stream asyncio.Event, replaced and set on
+every new JPEG.
 """
 
 from __future__ import annotations
@@ -71,6 +76,24 @@ def _jsonable(v):
     return str(v)
 
 
+class _Viewer:
+    """One MJPEG client: where its parts go and how far it got."""
+
+    __slots__ = ("transport", "chunked", "done", "seq", "blocked_since", "remote")
+
+    def __init__(self, transport: asyncio.Transport, chunked: bool, done: asyncio.Future, remote) -> None:
+        self.transport = transport
+        self.chunked = chunked  # HTTP/1.1 streams are chunked: each part is framed as one chunk
+        self.done = done  # resolved when the stream ends (client gone, stalled, server stopping)
+        self.seq = 0  # sequence number of the last JPEG written
+        self.blocked_since: float | None = None  # loop time a part was first skipped for a full buffer
+        self.remote = remote
+
+    def end(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
 class LiveServer:
     def __init__(self, cfg: LiveConfig, hub: LiveHub, status: Callable[[], dict],
                  healthy: Callable[[], bool], *, control=None, stall_s: float = 20.0) -> None:
@@ -85,7 +108,9 @@ class LiveServer:
         self.control = control
         self.cpu = system.CpuUse()
         self._bytes_seen: dict[str, int] = {}  # recording file -> largest size seen (bytes counter)
-        self._parts: dict[str, tuple[LiveJpeg, bytes]] = {}  # stream -> its latest multipart part
+        # (stream, chunked) -> its latest JPEG and that JPEG framed as a multipart part
+        self._parts: dict[tuple[str, bool], tuple[LiveJpeg, bytes]] = {}
+        self._viewers: dict[str, set[_Viewer]] = {name: set() for name in STREAMS}
         self.stall_s = stall_s
         self.idle_check_s = 5.0  # how often an idle stream checks that its client is still there
         self.url = ""
@@ -182,8 +207,10 @@ class LiveServer:
 
     async def _shutdown(self) -> None:
         self._stopping = True
-        for name in STREAMS:  # wake every waiting stream so it sees _stopping and ends
+        for name in STREAMS:  # wake snapshot waiters and end every stream
             self._wake(name)
+            for v in self._viewers[name]:
+                v.end()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -204,6 +231,41 @@ class LiveServer:
         ev = self._events[stream]
         self._events[stream] = asyncio.Event()
         ev.set()
+        if self._viewers[stream]:
+            self._fan_out(stream)
+
+    def _fan_out(self, stream: str) -> None:
+        """Write the stream's latest JPEG to every client that lacks it (loop thread).
+
+        Plain transport writes: the part's bytes are shared, a client costs one
+        write call. A client whose earlier part still sits in user space (the
+        kernel buffer is full: it reads slower than we send) is skipped this
+        time and gets a newer picture once it drained; blocked for longer than
+        ``stall_s`` it is disconnected, so a dead peer cannot hold a slot.
+        """
+        jpeg = self.hub.latest(stream)
+        if jpeg is None or self._stopping:
+            return
+        now = self._loop.time()
+        for v in tuple(self._viewers[stream]):
+            if v.seq >= jpeg.seq:
+                continue
+            t = v.transport
+            if t.is_closing():
+                v.end()
+                continue
+            if t.get_write_buffer_size():
+                if v.blocked_since is None:
+                    v.blocked_since = now
+                elif now - v.blocked_since > self.stall_s:
+                    log.info("live view: dropping %s stream client %s: it read nothing for %.0f s",
+                             stream, v.remote, self.stall_s)
+                    t.abort()
+                    v.end()
+                continue
+            v.blocked_since = None
+            t.write(self._part(stream, jpeg, v.chunked))
+            v.seq = jpeg.seq
 
     async def _newer(self, stream: str, after_seq: int, timeout: float | None = None) -> LiveJpeg | None:
         """The stream's latest JPEG once its seq is above ``after_seq``; None on stop/timeout."""
@@ -220,8 +282,7 @@ class LiveServer:
             if wait <= 0:
                 return None
             try:
-                # asyncio.timeout, not wait_for: wait_for wraps the wait in a
-                # new Task, once per frame per client (measurable at 4 clients).
+                # asyncio.timeout, not wait_for: wait_for wraps the wait in a new Task.
                 async with asyncio.timeout(min(wait, 5.0)):
                     await ev.wait()
             except TimeoutError:
@@ -245,50 +306,54 @@ class LiveServer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
         self._stream_clients += 1
         self.hub.attach(name)
+        viewer = None
+        if request.version >= (1, 1):
+            # Chunked, as aiohttp would choose anyway; asked for explicitly so
+            # resp.chunked says how _fan_out must frame the parts it writes.
+            resp.enable_chunked_encoding()
         try:
-            await resp.prepare(request)
-            seq = 0
-            while True:
+            await resp.prepare(request)  # a StreamResponse sends its headers here
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return resp
+            viewer = _Viewer(transport, resp.chunked, asyncio.get_running_loop().create_future(), request.remote)
+            self._viewers[name].add(viewer)
+            self._fan_out(name)  # the latest JPEG at once, if there is one
+            while not viewer.done.done():
                 # A bounded wait so a client that left while no frames came
                 # (no signal) frees its slot instead of lingering.
-                jpeg = await self._newer(name, seq, timeout=self.idle_check_s)
-                if self._stopping:
-                    await resp.write(f"--{BOUNDARY}--\r\n".encode())
+                await asyncio.wait((viewer.done,), timeout=self.idle_check_s)
+                if transport.is_closing():
                     break
-                if request.transport is None or request.transport.is_closing():
-                    break
-                if jpeg is None:
-                    continue
-                seq = jpeg.seq
-                try:
-                    # write() waits while the socket's buffer is full: the client
-                    # then gets the newest JPEG after it drains, skipping the rest.
-                    async with asyncio.timeout(self.stall_s):
-                        await resp.write(self._part(name, jpeg))
-                except TimeoutError:
-                    log.info("live view: dropping %s stream client %s: it read nothing for %.0f s",
-                             name, request.remote, self.stall_s)
-                    if request.transport is not None:
-                        request.transport.abort()
-                    break
+            if self._stopping and not transport.is_closing():
+                await resp.write(f"--{BOUNDARY}--\r\n".encode())
         except ConnectionError:  # the client went away
             pass
         finally:
+            if viewer is not None:
+                viewer.end()
+                self._viewers[name].discard(viewer)
             self.hub.detach(name)
             self._stream_clients -= 1
         return resp
 
-    def _part(self, stream: str, jpeg: LiveJpeg) -> bytes:
+    def _part(self, stream: str, jpeg: LiveJpeg, chunked: bool) -> bytes:
         """The multipart part of ``jpeg``, built once and shared by every
-        client of the stream (the loop thread is the only caller)."""
-        cached = self._parts.get(stream)
+        client of the stream (the loop thread is the only caller); framed as
+        one HTTP chunk for chunked (HTTP/1.1) responses, since the parts go
+        straight to the transport."""
+        cached = self._parts.get((stream, chunked))
         if cached is not None and cached[0] is jpeg:
             return cached[1]
         head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
                 f"Content-Length: {len(jpeg.data)}\r\n"
                 f"X-Frame-Seq: {jpeg.seq}\r\nX-Frame-Index: {jpeg.index}\r\n\r\n").encode()
-        part = b"".join((head, jpeg.data, b"\r\n"))
-        self._parts[stream] = (jpeg, part)
+        size = len(head) + len(jpeg.data) + 2
+        pieces = (head, jpeg.data, b"\r\n")
+        if chunked:
+            pieces = (f"{size:X}\r\n".encode(), *pieces, b"\r\n")
+        part = b"".join(pieces)
+        self._parts[(stream, chunked)] = (jpeg, part)
         return part
 
     async def _snapshot(self, request: web.Request) -> web.Response:
