@@ -20,8 +20,10 @@ from rtclean.config import LiveConfig
 from rtclean.errors import RtcleanError
 from rtclean.frames import HOLD, LOST, PASS, REPAIR, Decision, DetectResult, Frame, Processed
 from rtclean.live import metrics
-from rtclean.live.hub import LiveHub, draw_tag, tag_for
+from rtclean.live.hub import STREAMS, LiveHub, LiveJpeg, draw_tag, tag_for
 from rtclean.live.server import BOUNDARY, LiveServer
+
+from helpers import psnr
 
 # ----------------------------------------------------------------------------- frames
 
@@ -678,3 +680,40 @@ def test_http10_client_gets_unchunked_parts(make_live):
             assert f.readline() == b"\r\n"
             seqs.append(int(part["x-frame-seq"]))
         assert seqs == sorted(seqs) and len(set(seqs)) == 3
+
+
+def test_side_by_side_shares_the_jpeg_of_a_passed_frame():
+    """Both streams watched: a passed frame's clean picture is its raw picture,
+    so the second stream reuses the first one's JPEG; a repaired frame's clean
+    picture differs and gets its own encode."""
+    hub = LiveHub(LiveConfig())
+    hub.mark_repaired = False  # compare pictures without the tag
+    hub.start()
+    try:
+        hub.attach("clean")
+        hub.attach("raw")
+        img = gradient(1, 160, 120)
+        fixed = gradient(2, 160, 120)
+
+        def both(seq: int) -> tuple[LiveJpeg, LiveJpeg]:
+            wait_until(lambda: all(hub.latest(n) is not None and hub.latest(n).seq == seq for n in STREAMS),
+                       what=f"both streams at frame {seq}")
+            return hub.latest("clean"), hub.latest("raw")
+
+        hub.publish(processed(0, img))
+        clean, raw = both(1)
+        assert clean.data == raw.data
+        st = hub.stats()["streams"]
+        assert st["clean"]["encodes"] + st["raw"]["encodes"] == 1
+        assert st["clean"]["shared"] + st["raw"]["shared"] == 1
+
+        hub.publish(processed(1, img, action="repair:flow", clean=fixed))
+        clean, raw = both(2)
+        assert clean.data != raw.data
+        for jpeg, want in ((clean, fixed), (raw, img)):
+            got = cv2.imdecode(np.frombuffer(jpeg.data, np.uint8), cv2.IMREAD_COLOR)
+            assert psnr(got, want) > 30
+        st = hub.stats()["streams"]
+        assert st["clean"]["encodes"] + st["raw"]["encodes"] == 3
+    finally:
+        hub.close()

@@ -107,6 +107,7 @@ class _Stream:
         self.clients = 0
         self.encodes = 0
         self.skipped = 0  # frames not encoded because nobody watched
+        self.shared = 0  # JPEGs taken from the other stream: the same picture (a passed frame)
         self.encode_ms = Window(500)
         # A snapshot wants a JPEG of at least this frame sequence number; it is
         # satisfied once ``latest.seq`` reaches it, so there is no flag to race on.
@@ -125,6 +126,10 @@ class LiveHub:
         self._listeners: list[Callable[[str], None]] = []
         self._published = 0
         self._last: tuple[int, Processed] | None = None  # newest frame the JPEG thread took
+        # The last picture encoded (seq, the array, its JPEG): a passed frame's
+        # clean picture is its raw picture, so with both streams watched (the
+        # side-by-side view) the second stream reuses the JPEG.
+        self._encoded: tuple[int, np.ndarray, bytes] | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
         self.latency = Window(1000)  # capture -> clean JPEG ready, ms
@@ -258,6 +263,7 @@ class LiveHub:
                     "clients": s.clients,
                     "encodes": s.encodes,
                     "skipped": s.skipped,
+                    "shared": s.shared,
                     "encode_ms": s.encode_ms.summary(),
                     "last_seq": latest.seq if latest else 0,
                     "last_bytes": len(latest.data) if latest else 0,
@@ -328,15 +334,26 @@ class LiveHub:
         s = self._streams[name]
         t0 = time.perf_counter()
         image = self.render_clean(p) if name == "clean" else p.frame.image
-        data = self.encode(image)
+        with self._lock:
+            done = self._encoded
+        shared = done is not None and done[0] == seq and done[1] is image
+        if shared:
+            data = done[2]
+        else:
+            data = self.encode(image)
+            with self._lock:
+                self._encoded = (seq, image, data)
         ready = time.monotonic()
         jpeg = LiveJpeg(seq=seq, index=p.frame.index, t=p.frame.t, data=data, ready=ready)
         with self._lock:
             if s.latest is not None and s.latest.seq >= seq:
                 return
             s.latest = jpeg
-            s.encodes += 1
-            s.encode_ms.add((time.perf_counter() - t0) * 1000.0)
+            if shared:
+                s.shared += 1
+            else:
+                s.encodes += 1
+                s.encode_ms.add((time.perf_counter() - t0) * 1000.0)
             if name == "clean":
                 self.latency.add((ready - p.frame.t) * 1000.0)
                 self.live_latency.observe(max(0.0, ready - p.frame.t))

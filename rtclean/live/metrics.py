@@ -25,7 +25,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Key names whose integer values only ever grow. A word anywhere in the key
 # path makes the value a counter ("drops.input", "live.streams.raw.encodes").
 COUNTER_WORDS = frozenset({
-    "frames", "repairs", "drops", "dropped", "encodes", "skipped", "published",
+    "frames", "repairs", "drops", "dropped", "encodes", "shared", "skipped", "published",
     "count", "errors", "restarts", "reconnects", "segments", "written", "bytes_total",
 })
 
