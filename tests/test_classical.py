@@ -250,3 +250,48 @@ def test_pipeline_turns_chroma_clicks_off_for_rendered_demo(channel, detector, e
     # and the key is honoured for any source
     cfg = parse("detect:\n  detector: classical\n  chroma_clicks: false\n")
     assert FrameProcessor(cfg, 25.0).detector.chroma_clicks is False
+
+
+def _torn(img: np.ndarray, top: int, bottom: int, field: int | None, late: bool, rng) -> np.ndarray:
+    """Lines top..bottom-1 (of one field, or both) torn as the simulator
+    tears them: shifted sideways by a pull-back that decays from 64 to ~16
+    px with per-line jitter, the exposed end blanked."""
+    out = img.copy()
+    rows = np.arange(top, bottom)
+    if field is not None:
+        rows = rows[rows % 2 == field]
+    w = img.shape[1]
+    shift = np.round(16 + 48 * np.exp(-np.arange(rows.size) / (rows.size / 3))
+                     + rng.integers(-2, 3, rows.size)).astype(int)
+    for r, s in zip(rows, shift):
+        if late:  # the picture moves right, the left end shows the blanking
+            out[r, s:] = img[r, :w - s]
+            out[r, :s] = 5
+        else:
+            out[r, :w - s] = img[r, s:]
+            out[r, w - s:] = 5
+    return out
+
+
+@pytest.mark.parametrize("field, late", [(1, True), (None, True), (0, False)])
+def test_tear_spanning_several_bands_scores_every_torn_band(clips_dir, field, late):
+    """A torn run is tested on its first line only (the lines below it
+    continue the shifted picture), but every band it covers is torn: the
+    repair replaces the flagged bands only, so each must be flagged, in the
+    torn field, and nothing outside the tear."""
+    # a clip whose lines have lit ends on both sides (box_handheld's dark
+    # left edge would hide a late tear's blanking)
+    src = [cv2.resize(x, (720, 576), interpolation=cv2.INTER_AREA)
+           for x in frames(clips_dir / "cup_handheld_640x480.mp4", limit=12)]
+    det = ClassicalDetector()
+    for img in src[:11]:
+        assert det.detect(img).score < 0.5
+    top, bottom = 150, 400  # bands 4 .. 11 at 576 lines (36 lines a band)
+    res = det.detect(_torn(src[11], top, bottom, field, late, np.random.default_rng(4)))
+    torn_bands = np.arange(top * NBANDS // 576, (bottom - 1) * NBANDS // 576 + 1)
+    assert res.score >= 0.5 and res.features["tear"] >= 0.5
+    assert res.bands[torn_bands].min() >= 0.5, np.round(res.bands, 2)
+    outside = np.setdiff1d(np.arange(NBANDS), np.arange(torn_bands[0] - 1, torn_bands[-1] + 2))
+    assert res.bands[outside].max() < 0.5, np.round(res.bands, 2)
+    if field is not None:  # the other field is intact picture for field repair
+        assert res.fields[field] >= 0.5 and res.fields[1 - field] < 0.5

@@ -385,7 +385,9 @@ class ClassicalDetector(Detector):
         """Per band and field: how well a sideways shift explains the first torn line
         of each run of dark-edged lines from the line above it (same
         field). Dark scene content at the picture edge continues the
-        picture above it unshifted; a late line is the picture moved."""
+        picture above it unshifted; a late line is the picture moved.
+        The gain goes to every band the run's dark-edged lines cover, in
+        the run's field: the repair replaces the flagged bands only."""
         tear = np.zeros((NBANDS, 2))
         starts = np.nonzero(run & ~np.roll(run, 2))[0][:8]  # mid index i = frame line i + 2
         starts = starts[starts >= 2]
@@ -401,8 +403,23 @@ class ClassicalDetector(Detector):
         at0 = ds[:, s_max].copy()
         ds[:, s_max - 1:s_max + 2] = np.inf  # a pixel of slant is the scene, not sync
         gain = np.clip((at0 - ds.min(axis=1)) / (at0 + 4.0), 0.0, 1.0) * (at0 > 6.0)
-        bands = np.minimum((starts + 2) * NBANDS // y.shape[0], NBANDS - 1)
-        np.maximum.at(tear, (bands, starts & 1), gain)
+        # Only a run's first line can be tested (the lines below it continue
+        # the shifted picture), but the whole run is torn: a tear spanning
+        # several bands scored in its first band only left the others' torn
+        # lines raw. run[i] means mid lines i, i+2 and i+4 are dark-edged, so
+        # a run starting at s whose mask holds for k same-field indices has
+        # dark-edged lines s .. s + 2k + 2. At most 8 runs: a short loop.
+        h = y.shape[0]
+        for s, g in zip(starts.tolist(), gain.tolist()):
+            if g <= 0.0:
+                continue
+            same = run[s::2]
+            k = int(np.argmin(same)) or same.size  # run[s] holds: 0 only when the run never ends
+            last = min(s + 2 * k + 2, run.size - 1)
+            b0 = (s + 2) * NBANDS // h
+            b1 = min((last + 2) * NBANDS // h, NBANDS - 1)
+            col = tear[b0:b1 + 1, s & 1]
+            np.maximum(col, g, out=col)
         return tear
 
     @staticmethod

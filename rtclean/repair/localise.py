@@ -90,6 +90,20 @@ KEEP_RATIO = 2.0
 # agreement with the prediction says nothing here: the shift is fitted to
 # the prediction, so a good match is partly made by the fit.
 UNSHIFT_MIN_ERR = 100.0
+# The un-shifted band's roughness is read on every line: a tear in one
+# field un-shifted well or badly shows differently on the lines of each
+# field (every 2nd line, foliage 24 read 317 on one field's lines and 172
+# on the other's, raw 216), so one field alone misjudges it.
+UNSHIFT_ROUGH_STEP = 1
+# ... and the un-shift counts as failed when that roughness is above this
+# multiple of the raw band's. A partly torn band whose un-shift fixed the
+# torn lines and misplaced a few intact ones reads a little rougher than
+# raw and is still far better than either (foliage 24: 1.13x, MSE 469 against raw
+# 1,733 and prediction 1,546); failed un-shifts read 3-50x (bag_handheld
+# 77/88). Measured with the prediction as the only fallback: 1.2 and 1.5
+# the same but for cup_handheld 38 (-0.6 dB at 1.5); 1.0 lost foliage 24
+# (-2.3 dB).
+UNSHIFT_ROUGH_RATIO = 1.2
 # Intact bands needed to measure the prediction's error; fewer and the
 # check is skipped (the detector's bands are trusted as they are).
 MIN_INTACT = 3
@@ -231,28 +245,76 @@ def rough_excess(raw: np.ndarray, pred: np.ndarray, which: np.ndarray) -> np.nda
     lines' vertical roughness minus the prediction's (mix.noise_rows on
     every ROUGH_STEP-th line, mean over the band). ~0 for a band whose raw
     lines are a clean picture, positive for snow, clicks and tearing."""
+    return band_roughness(raw, which) - band_roughness(pred, which)
+
+
+def band_roughness(img: np.ndarray, which: np.ndarray, step: int = ROUGH_STEP) -> np.ndarray:
+    """Per band (``which``: bool per band; 0 for the others): the lines'
+    vertical roughness (mix.noise_rows on every ``step``-th line, mean over
+    the band, the lines just outside it included as neighbours)."""
     which = np.asarray(which, bool)
     n = which.size
-    h = raw.shape[0]
+    h = img.shape[0]
     out = np.zeros(n, np.float32)
     for b in np.nonzero(which)[0].tolist():  # at most n bands, whole-band slices
         top, end = -(-b * h // n), -(-(b + 1) * h // n)  # the lines with l * n // h == b
         a, z = max(top - 1, 0), min(end + 1, h)
         if z - a < 3:
             continue
-        out[b] = float(mix.noise_rows(raw[a:z], ROUGH_STEP)[1].mean()
-                       - mix.noise_rows(pred[a:z], ROUGH_STEP)[1].mean())
+        out[b] = float(mix.noise_rows(img[a:z], step)[1].mean())
     return out
 
 
-def unshift_torn_bands(raw: np.ndarray, pred: np.ndarray, damaged: np.ndarray) -> np.ndarray:
+def unshift_torn_bands(raw: np.ndarray, pred: np.ndarray, damaged: np.ndarray,
+                       intact: np.ndarray | None = None) -> np.ndarray:
     """A copy of ``pred`` whose damaged bands come from the raw lines moved
     back sideways (tear.py): the picture to take a torn frame's damaged
-    bands from when the prediction is poor (see UNSHIFT_MIN_ERR)."""
+    bands from when the prediction is poor (see UNSHIFT_MIN_ERR). A band
+    the un-shift leaves rougher vertically than its raw lines (it did not
+    find the tear's shifts) takes its raw lines when they match the
+    prediction as well as the nearest ``intact`` bands do, else the
+    prediction (``raw_matches_nearby``)."""
     rows = band_repair.band_rows(damaged, raw.shape[0])
     src = pred.copy()
     src[rows] = tear.unshift(raw[rows], pred[rows])
+    # Against a prediction poor where the tear is (bag_handheld 77 live:
+    # ~18 dB on the torn top half, ~28 dB below) the fitted shifts jump from
+    # line to line and the band ends worse than both raw and the prediction.
+    rougher = damaged & (band_roughness(src, damaged, UNSHIFT_ROUGH_STEP)
+                         > UNSHIFT_ROUGH_RATIO * band_roughness(raw, damaged, UNSHIFT_ROUGH_STEP))
+    if rougher.any():
+        keep = rougher & raw_matches_nearby(raw, pred, rougher, intact)
+        h = raw.shape[0]
+        back = band_repair.band_rows(keep, h)
+        src[back] = raw[back]
+        back = band_repair.band_rows(rougher & ~keep, h)
+        src[back] = pred[back]
     return src
+
+
+def raw_matches_nearby(raw: np.ndarray, pred: np.ndarray, which: np.ndarray,
+                       intact: np.ndarray | None) -> np.ndarray:
+    """Per band of ``which``: its raw - prediction difference D is at most
+    KEEP_RATIO times the smaller D of the nearest intact band above and
+    below it, i.e. the band check with the prediction's error measured next
+    to the band instead of over the whole frame. Only for bands whose
+    un-shift failed: the frame-wide median misjudges a prediction ~18 dB on
+    one half and ~28 dB on the other, but as a general band check a local
+    estimate lost up to 3.7 dB (docs/repair.md, round 4), and the smaller
+    side is taken because the detector's intact bands next to a tear are
+    sometimes torn (their D then overstates the prediction's error).
+    False where no band is intact."""
+    which = np.asarray(which, bool)
+    out = np.zeros(which.size, bool)
+    if intact is None or not np.any(intact):
+        return out
+    d = band_mse(line_mse(raw, pred), which.size)
+    idx = np.nonzero(np.asarray(intact, bool))[0]
+    for b in np.nonzero(which)[0].tolist():  # at most a few bands
+        above, below = idx[idx < b], idx[idx > b]
+        near = ([above[-1]] if above.size else []) + ([below[0]] if below.size else [])
+        out[b] = d[b] <= KEEP_RATIO * float(d[near].min())
+    return out
 
 
 def refine(p: Plan, raw: np.ndarray, pred: np.ndarray) -> Plan:
@@ -288,7 +350,7 @@ def apply(p: Plan, raw: np.ndarray, pred: np.ndarray, feather: int) -> np.ndarra
         damaged, err = _judge_bands(p, raw, pred)
         src = pred
         if p.torn and err is not None and err > UNSHIFT_MIN_ERR and damaged.any():
-            src = unshift_torn_bands(raw, pred, damaged)
+            src = unshift_torn_bands(raw, pred, damaged, p.intact)
         return band_repair.repair_bands(raw, src, damaged, feather)
     if p.kind == MIX:
         return mix.blend(raw, pred, p.weights)

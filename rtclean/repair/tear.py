@@ -15,8 +15,9 @@ width, correlated for every lag at once with an FFT, the correlation
 summed with the same field's neighbour lines (a tear can hit one field
 only, and the shift of adjacent lines of a field is close), the peak
 refined to sub-pixel. Whether the un-shifted band is then used is the
-caller's decision (localise: it must match the prediction better than a
-raw band has to, the same test as for keeping a raw band).
+caller's decision (localise.unshift_torn_bands: only when the prediction
+is poor, and a band the un-shift leaves rougher vertically than its raw
+lines falls back to raw or the prediction).
 """
 
 from __future__ import annotations
