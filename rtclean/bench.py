@@ -108,14 +108,14 @@ def run_bench(cfg: Config, frames: int = 300, live_seconds: float = 8.0) -> dict
     stages["repair_band_torn"] = percentiles(
         _time(lambda im: localise.apply(torn, im, off, cfg.repair.feather), images))
     # repair:mix, whole-picture damage with no roll, colour loss or tear:
-    # planning (noise estimate, per-band weights) and the blend, on top of
-    # the prediction
+    # planning (noise estimate against a clean frame as captured, per-band
+    # weights) and the blend, on top of the prediction
     everywhere = DetectResult(1.0, np.ones(16, np.float32), None, {"roll": 0.0, "colour_loss": 0.0, "tear": 0.0})
     rng = np.random.default_rng(3)
     snowy = [np.clip(im + rng.normal(0.0, 20.0, im.shape), 0, 255).astype(np.uint8) for im in images[:60]]
     stages["repair_mix"] = percentiles(_time(
         lambda im: localise.apply(localise.refine(localise.plan(everywhere, cfg.repair.band_threshold,
-                                                                cfg.repair.band_max_share), im, pred),
+                                                                cfg.repair.band_max_share), im, pred, images[1]),
                                   im, pred, cfg.repair.feather), snowy))
 
     q = cfg.live.jpeg_quality

@@ -98,3 +98,69 @@ def test_block_blend_follows_the_per_line_weights(scenes):
     flat = mix.blend(raw, pred, np.full(h, 0.25, np.float32))
     ref = cv2.addWeighted(raw, 0.75, pred, 0.25, 0.0)
     assert np.array_equal(flat, ref)
+
+
+# Broken by the decision but no band over the threshold: the light damage
+# case (a few sparkly lines), mixed over the whole frame (localise.plan).
+LIGHT = DetectResult(0.6, np.zeros(16, np.float32), None,
+                     {"roll": 0.0, "colour_loss": 0.0, "tear": 0.0, "noise_excess": 5.0, "clicks": 0.0})
+
+
+def test_scene_detail_from_the_clean_frame_as_captured(scenes):
+    # A prediction is resampled (bilinear warp), so it is smoother than the
+    # scene: judged by its detail alone, the light noise of a 42 dB raw
+    # frame reads several times its true error and the mix takes too much
+    # of a poor prediction (walk_pan 30 in the eval). The clean frame it
+    # came from, as captured, gives the detail back.
+    fol, _ = scenes
+    truth = fol[5]
+    shift = np.float32([[1, 0, 0.5], [0, 1, 0.5]])
+    pred = cv2.warpAffine(fol[4], shift, (truth.shape[1], truth.shape[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT)  # a frame back, resampled: ~23 dB
+    for seed in range(3):
+        raw = inject(truth, "sparklies", 0.1, np.random.default_rng(seed))[0]  # ~42 dB
+        with_ref = localise.refine(localise.plan(LIGHT, 0.5, 0.6), raw, pred, fol[4])
+        without = localise.refine(localise.plan(LIGHT, 0.5, 0.6), raw, pred)
+        assert with_ref.kind == without.kind == localise.MIX
+        good = psnr(localise.apply(with_ref, raw, pred, 8), truth)
+        bad = psnr(localise.apply(without, raw, pred, 8), truth)
+        assert good >= psnr(raw, truth)  # no worse than the raw frame
+        assert bad < psnr(raw, truth) - 0.3  # what the reference fixes
+    # a clean frame of a smoother scene cannot lower the figure below the
+    # prediction's own
+    flat = np.full_like(truth, 128)
+    assert np.array_equal(mix.scene_rows(pred, flat), mix.noise_rows(pred)[1])
+
+
+def test_torn_frame_mix_weight_is_capped(clips_dir):
+    # The eval's tennis 9 (same simulator seed): a light tear, no band over
+    # the threshold, the detector's tear feature set; offline interpolation
+    # from the clean frames around the gap. Uncapped, the mix takes ~all of
+    # the interpolation in the torn bands (their roughness overstates the
+    # tear's error, which is correlated with the interpolation's) and ends
+    # below the raw frame; capped at TORN_MAX_WEIGHT it beats raw.
+    from rtclean.config import RepairConfig
+    from rtclean.detect.classical import ClassicalDetector
+    from rtclean.repair import evaluate
+    from rtclean.repair.flow import FlowEstimator
+    from rtclean.sim.feed import degrade
+
+    clips = evaluate.find_clips([str(clips_dir)])
+    k = [i for i, c in enumerate(clips) if c.name.startswith("tennis_fastpan")][0]
+    opts = evaluate.EvalOptions(clips=[], out="")
+    sims = list(degrade(evaluate.decode(clips[k], 20), seed=31 + k, breakup=opts.breakup, fps=opts.fps,
+                        size=opts.size))
+    assert sims[9].label.kind == "tear" and not sims[8].label.broken and not sims[19].label.broken
+    det = ClassicalDetector()
+    res = [det.detect(s.image) for s in sims[:10]][9]  # the detector runs over the clip, as live
+    assert res.features["tear"] > 0.3 and float(np.max(res.bands)) < 0.5
+    cfg = RepairConfig()
+    pred = FlowEstimator(cfg.flow_width).interpolate(sims[8].image, sims[19].image, 1 / 11)
+    raw, truth = sims[9].image, sims[9].truth
+    untorn = DetectResult(res.score, res.bands, res.no_signal, {**res.features, "tear": 0.0}, res.fields)
+    out = {}
+    for name, r in (("capped", res), ("uncapped", untorn)):
+        p = localise.refine(localise.plan(r, cfg.band_threshold, cfg.band_max_share), raw, pred, sims[8].image)
+        assert p.kind == localise.MIX
+        out[name] = psnr(localise.apply(p, raw, pred, cfg.feather), truth)
+    assert out["capped"] > psnr(raw, truth) > out["uncapped"]

@@ -99,7 +99,9 @@ class Lookahead:
             if g.frame.image.shape != pred.shape:
                 continue
             plan = localise.plan(g.result, self.cfg.band_threshold, self.cfg.band_max_share)
-            plan = localise.refine(plan, g.frame.image, pred)
+            # the nearer clean frame as captured: the scene's detail before the
+            # interpolation's resampling smoothed it (repair/mix.py)
+            plan = localise.refine(plan, g.frame.image, pred, (before if alpha < 0.5 else after).clean)
             if plan.kind != localise.FULL:
                 g.clean = localise.apply(plan, g.frame.image, pred, self.cfg.feather)
                 g.action = KIND_ACTION[plan.kind]

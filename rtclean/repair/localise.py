@@ -137,7 +137,7 @@ class Plan:
     intact: np.ndarray | None = None  # bool per band: clearly undamaged (BAND)
     mixable: bool = False  # FULL: the damage is noise on the picture (see _mixable)
     weights: np.ndarray | None = None  # MIX: per line weight of the prediction
-    torn: bool = False  # BAND: the detector saw tearing (try un-shifting bands, tear.py)
+    torn: bool = False  # the detector saw tearing: BAND, try un-shifting bands (tear.py); MIX, cap the weight
     rough_check: bool = False  # BAND: damage shows as roughness, smooth raw bands are kept (ROUGH_MARGIN)
 
 
@@ -157,7 +157,7 @@ def plan(result: DetectResult, band_threshold: float, band_max_share: float) -> 
         # bands that match the prediction here was tried: on the 11 clips it
         # cost 1.3 dB offline.) The mix weighs the whole raw frame against
         # the prediction instead (refine).
-        return Plan(FULL, mixable=_mixable(result, hot=False))
+        return Plan(FULL, mixable=_mixable(result, hot=False), torn=_torn(result))
     grown = hot.copy()
     for k in range(1, GROW + 1):
         grown[k:] |= hot[:-k]
@@ -317,12 +317,14 @@ def raw_matches_nearby(raw: np.ndarray, pred: np.ndarray, which: np.ndarray,
     return out
 
 
-def refine(p: Plan, raw: np.ndarray, pred: np.ndarray) -> Plan:
+def refine(p: Plan, raw: np.ndarray, pred: np.ndarray, ref: np.ndarray | None = None) -> Plan:
     """A FULL plan with enough intact bands becomes a BAND plan when some of
     its bands' own pictures prove better than the prediction; else a
     mixable FULL plan becomes a MIX plan when the raw frame has a picture
     worth keeping (mix.py); otherwise ``p`` unchanged. (BAND plans are
-    checked band by band in ``apply``.)"""
+    checked band by band in ``apply``.) ``ref``: the clean frame the
+    prediction was made from, as captured (mix.scene_rows); None = judge
+    the scene's detail by the prediction alone."""
     if p.kind != FULL or raw.shape != pred.shape:
         return p
     if p.intact is not None and np.count_nonzero(p.intact) >= MIN_INTACT:
@@ -332,7 +334,8 @@ def refine(p: Plan, raw: np.ndarray, pred: np.ndarray) -> Plan:
         if not np.array_equal(damaged, p.damaged):
             return Plan(BAND, damaged, intact=p.intact, torn=p.torn, rough_check=p.rough_check)
     if p.mixable:
-        w = mix.mix_weights(raw, pred, line_mse(raw, pred))
+        w = mix.mix_weights(raw, pred, line_mse(raw, pred), ref=ref,
+                            max_weight=mix.TORN_MAX_WEIGHT if p.torn else 1.0)
         if w is not None:
             return Plan(MIX, weights=w)
     return p

@@ -35,6 +35,15 @@ from rtclean.repair.scratch import buffer
 # Below this raw share (1 - prediction weight) on every line the mix is not
 # worth it: the prediction is used whole.
 MIN_RAW_SHARE = 0.05
+# Cap on the prediction's weight in a frame the detector calls torn (with
+# no band damaged enough to localise: localise._mixable). A tear's error is
+# a sideways displacement, not noise: its roughness overstates it (tennis
+# 9, the torn bands: 1,122 / 288 / 184 against a true error of 879 / 243 /
+# 103) and it is correlated with the prediction's (both err at the edges
+# that move: offline, 558 of the 879), so R / D overshoots (0.99 where the
+# best weight was 0.31). At 0.5 the mix is the two pictures' average,
+# which can only lose to raw when E + 2 cov > 3 R.
+TORN_MAX_WEIGHT = 0.5
 # The raw frame has a picture under its noise when its variance exceeds the
 # noise's by this factor (static: ~1; snow over real content: 1.5-30).
 PICTURE_RATIO = 1.5
@@ -71,6 +80,27 @@ def noise_rows(raw: np.ndarray, step: int = SAMPLE_STEP) -> tuple[np.ndarray, np
     return np.arange(1, h - 1, step)[:n], sq * (4.0 / (6.0 * width))
 
 
+def scene_rows(pred: np.ndarray, ref: np.ndarray | None) -> np.ndarray:
+    """The picture's own vertical detail on noise_rows' lines, to take off
+    the raw frame's figure (it is in there too, and matters on lightly
+    damaged frames, where the noise is small and the detail is not).
+
+    The prediction has the scene's detail and no noise, but it was
+    resampled (bilinear warp, or a blend of two warps offline), which
+    smooths it: on the eval's mixed frames its figure was 10-50 % below the
+    truth's on moving scenes (walk_pan 30: 12.9 against 17.0 live, 9.5
+    offline), so the noise of a 42.5 dB raw frame came out at 3x its true
+    error and the mix took too much of a 22-25 dB prediction. A clean
+    frame as captured was not resampled (walk_pan: 16.0). Per line the
+    larger of the two figures is taken: the reference was not resampled,
+    the prediction is at the right place (the two agree on a still scene;
+    resampling only lowers the prediction's)."""
+    rp = noise_rows(pred)[1]
+    if ref is None or ref.shape != pred.shape:
+        return rp
+    return np.maximum(rp, noise_rows(ref)[1])
+
+
 def raw_has_picture(raw: np.ndarray, noise: float) -> bool:
     """True when the raw frame's variance is clearly more than its noise:
     there is a picture under the noise (not static, not a flat screen)."""
@@ -80,27 +110,27 @@ def raw_has_picture(raw: np.ndarray, noise: float) -> bool:
 
 
 def mix_weights(raw: np.ndarray, pred: np.ndarray, d_lines: np.ndarray,
-                n_bands: int = 16) -> np.ndarray | None:
+                n_bands: int = 16, ref: np.ndarray | None = None,
+                max_weight: float = 1.0) -> np.ndarray | None:
     """Per line weight of the prediction (1 = prediction, 0 = raw), or None
     when the raw frame has no picture to keep or would contribute too
     little to matter. ``d_lines``: per line MSE raw - prediction
-    (localise.line_mse)."""
+    (localise.line_mse). ``ref``: a clean frame as captured (the one the
+    prediction was made from), the scene's detail before resampling.
+    ``max_weight``: cap on the prediction's weight (TORN_MAX_WEIGHT for a
+    torn frame)."""
     h = raw.shape[0]
     rows, r = noise_rows(raw)
     if not raw_has_picture(raw, float(r.mean())):
         return None
-    # The picture's own vertical detail is in that figure too; the
-    # prediction (a warped clean frame) has the same detail and no noise,
-    # so its figure is the part to take off. Matters for lightly damaged
-    # frames, where the noise is small and the detail is not.
-    r = np.maximum(r - noise_rows(pred)[1], 0.0)
+    r = np.maximum(r - scene_rows(pred, ref), 0.0)
     n = max(1, min(n_bands, h))
     band = np.minimum(np.arange(h) * n // h, n - 1)
     count = np.bincount(band, None, n)
     rband = band[rows]
     rb = np.bincount(rband, r, n) / np.maximum(np.bincount(rband, None, n), 1)
     db = np.bincount(band, d_lines, n) / count
-    wb = np.clip(rb / np.maximum(db, 1e-6), 0.0, 1.0)
+    wb = np.clip(rb / np.maximum(db, 1e-6), 0.0, max_weight)
     centres = (np.bincount(band, np.arange(h), n) / count)
     w = np.interp(np.arange(h), centres, wb).astype(np.float32)
     if float((1.0 - w).max()) < MIN_RAW_SHARE:

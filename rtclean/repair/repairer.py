@@ -154,7 +154,9 @@ class Repairer:
         if frame.image.shape != pred.shape:
             return pred, action
         p = localise.plan(result, self.cfg.band_threshold, self.cfg.band_max_share)
-        p = localise.refine(p, frame.image, pred)
+        # The last clean frame as captured: the scene's detail before the
+        # warp smoothed it (mix.scene_rows).
+        p = localise.refine(p, frame.image, pred, run.last.image)
         if p.kind == localise.FULL:
             return pred, action
         return localise.apply(p, frame.image, pred, self.cfg.feather), KIND_ACTION[p.kind]
