@@ -21,7 +21,8 @@ from rtclean.detect import make_detector  # noqa: E402
 from rtclean.detect.classical import ClassicalDetector  # noqa: E402
 from rtclean.detect.fused import FusedDetector  # noqa: E402
 from rtclean.detect.runtime import load_model, probe_delegate  # noqa: E402
-from rtclean.detect.tflite import NBANDS, TFLiteDetector, calibrate, card_threshold, preprocess  # noqa: E402
+from rtclean.detect.tflite import (NBANDS, TFLiteDetector, calibrate, card_threshold, frame_planes,  # noqa: E402
+                                   impulse, preprocess)
 from rtclean.errors import ModelError  # noqa: E402
 
 
@@ -282,7 +283,7 @@ def test_preprocess_version_2_samples_columns_and_comes_from_the_card(tmp_path):
     np.testing.assert_allclose(res.bands, expected_band_scores(x2, 16, "float32"), atol=1e-4)
     assert abs(res.score - expected_band_scores(x1, 16, "float32").max()) > 0.5
     path.with_suffix(".json").write_text('{"threshold": 0.5, "preprocess_version": 7}')
-    with pytest.raises(ModelError, match=r"preprocess_version 7 is not one this rtclean knows \(1, 2\)"):
+    with pytest.raises(ModelError, match=r"preprocess_version 7 is not one this rtclean knows \(1, 2, 3\)"):
         TFLiteDetector(path)
 
 
@@ -307,3 +308,112 @@ def test_shipped_model_separates_broken_from_clean_on_real_footage(clips_dir):
     assert y.sum() >= 30 and (~y).sum() >= 30
     assert roc_auc(y, s) > 0.9
     assert (s[~y] >= 0.5).sum() == 0 and (s[y] >= 0.5).mean() > 0.4
+
+
+def _v2_reference(image: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Version 2 as first shipped (luma of the whole frame, then columns
+    sampled): the shipped model's card must keep meaning exactly this."""
+    y = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    y = cv2.resize(y, (w, y.shape[0]), interpolation=cv2.INTER_NEAREST)
+    top = cv2.resize(y[0::2], (w, h // 2), interpolation=cv2.INTER_AREA)
+    bottom = cv2.resize(y[1::2], (w, h // 2), interpolation=cv2.INTER_AREA)
+    return np.concatenate([top, bottom]).astype(np.float32) / 255
+
+
+def test_version_2_is_unchanged_and_version_3_luma_is_version_2():
+    rng = np.random.default_rng(5)
+    for shape in ((576, 720, 3), (480, 854, 3), (144, 176, 3)):
+        img = rng.integers(0, 256, shape, dtype=np.uint8)
+        want = _v2_reference(img, 256, 96)
+        np.testing.assert_array_equal(preprocess(img, 256, 96, 2), want)
+        luma, imp = frame_planes(img, 256, 96, 3)
+        np.testing.assert_array_equal(luma, want)
+        assert imp.shape == (256, 96) and imp.dtype == np.float32
+
+
+def test_version_3_impulse_keeps_a_one_line_click_at_its_field_and_row():
+    """A faint bright dash on one line (frame line 201: bottom field, field
+    line 100) keeps its full contrast in the impulse plane, in the bottom
+    half at the row that pools field lines 99-101, where the v2 luma shows
+    it at less than half; a scene edge (a step between two lines) and flat
+    areas give no impulse."""
+    img = np.full((576, 720, 3), 100, np.uint8)
+    img[400:] = 180  # a horizontal scene edge
+    img[201, 300:340] = 130  # 30 grey levels on one line
+    luma, imp = frame_planes(img, 256, 96, 3)
+    np.testing.assert_array_equal(imp, impulse(img, 256, 96))
+    rows, cols = np.nonzero(imp)
+    assert set(rows) == {128 + 44}  # floor(44 * 288 / 128) = 99: lines 99, 100, 101
+    assert len(cols) >= 4 and np.all((cols >= 300 * 96 // 720) & (cols <= 340 * 96 // 720))
+    assert imp.max() == pytest.approx(30 / 255, abs=1 / 255)
+    assert luma[128 + 40:128 + 50].max() - 100 / 255 < 0.5 * 30 / 255  # v2 / v3 luma: averaged with neighbours
+    # a dark dash on the top field, line 50 (frame line 100): top half, pooled row 22 (lines 49-51)
+    img[100, 600:650] = 60
+    imp = impulse(img, 256, 96)
+    assert imp[:128].max() == pytest.approx(40 / 255, abs=1 / 255) and np.argmax(imp[:128].max(axis=1)) == 22
+
+
+def test_version_3_impulse_sees_coloured_clicks_of_ordinary_brightness():
+    """A click decoded as chroma: a dash of the background's luma but
+    strong Cr. The luma does not show it; the impulse plane does."""
+    img = np.full((576, 720, 3), 100, np.uint8)
+    img[301, 200:260] = (71, 80, 150)  # BGR with Y ~ 100, Cr ~ 164
+    luma, imp = frame_planes(img, 256, 96, 3)
+    assert np.abs(luma - 100 / 255).max() < 2 / 255
+    assert imp.max() > 30 / 255 and np.all(np.nonzero(imp)[0] >= 128)  # odd line: bottom field
+
+
+def test_version_3_card_feeds_a_four_channel_model(tmp_path):
+    """A 4-channel model with a version-3 card gets [current luma, previous
+    luma, current impulse, previous impulse] (the first frame after a reset
+    is its own previous); the version and the channel count must agree."""
+    path = write_model(tmp_path / "m4.tflite", c=4)
+    card = path.with_suffix(".json")
+    card.write_text('{"threshold": 0.5, "preprocess_version": 3}')
+    det = TFLiteDetector(path)
+    assert det.preprocess_version == 3
+    prev = gradient_frame()
+    prev[100, 100:700] = 255  # a bright line on the top field, in the previous frame only
+    cur = gradient_frame()
+    cur[201, 300:500] = 255  # a click in the current frame only
+    first = det.detect(prev)
+    res = det.detect(cur)
+    (luma, imp), (pluma, pimp) = frame_planes(cur, 32, 24, 3), frame_planes(prev, 32, 24, 3)
+    assert imp[16:].max() > 0.3 and pimp[:16].max() > 0.3  # both lines are in the input
+    x = np.stack([luma, pluma, imp, pimp], -1)
+    np.testing.assert_allclose(res.bands, expected_band_scores(x, 16, "float32"), atol=1e-4)
+    x0 = np.stack([pluma, pluma, pimp, pimp], -1)
+    np.testing.assert_allclose(first.bands, expected_band_scores(x0, 16, "float32"), atol=1e-4)
+    det.reset()
+    again = det.detect(cur)
+    x1 = np.stack([luma, luma, imp, imp], -1)
+    np.testing.assert_allclose(again.bands, expected_band_scores(x1, 16, "float32"), atol=1e-4)
+    card.write_text('{"threshold": 0.5, "preprocess_version": 2}')
+    with pytest.raises(ModelError, match="preprocessing version 2 does not fit a 4-channel input"):
+        TFLiteDetector(path)
+    two = write_model(tmp_path / "m2.tflite", c=2)
+    two.with_suffix(".json").write_text('{"threshold": 0.5, "preprocess_version": 3}')
+    with pytest.raises(ModelError, match="preprocessing version 3 does not fit a 2-channel input") as ei:
+        TFLiteDetector(two)
+    assert "\n" not in str(ei.value)
+    three = write_model(tmp_path / "m3.tflite", c=3)
+    with pytest.raises(ModelError, match=r"C in \(1, 2, 4\)"):
+        TFLiteDetector(three)
+
+
+@pytest.mark.parametrize("version,c", [(1, 2), (2, 2), (3, 4)])
+def test_int8_input_straight_from_uint8_equals_the_float_quantisation(tmp_path, version, c):
+    """With rtclean's input quantisation (scale 1/255, zero point -128) the
+    detector feeds v - 128 without a float round trip; the bytes fed must
+    be exactly what quantising the float planes gives."""
+    path = write_model(tmp_path / "q.tflite", c=c, dtype="int8")
+    path.with_suffix(".json").write_text(f'{{"threshold": 0.5, "preprocess_version": {version}}}')
+    fast, slow = TFLiteDetector(path), TFLiteDetector(path)
+    assert fast._u8_is_int8
+    slow._u8_is_int8 = False  # the general path: float planes, round(x / scale) + zero point
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        img = rng.integers(0, 256, (576, 720, 3), dtype=np.uint8)
+        a, b = fast.detect(img), slow.detect(img)
+        np.testing.assert_array_equal(fast._buf, slow._buf)
+        assert a.score == b.score

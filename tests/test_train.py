@@ -209,3 +209,53 @@ def test_train_with_preprocessing_version_2(tiny_set, tmp_path, rtclean_cmd):
     from rtclean.detect.tflite import TFLiteDetector
 
     assert TFLiteDetector(out).preprocess_version == 2
+
+
+@needs_tf
+@pytest.mark.slow
+def test_train_with_preprocessing_version_3(tiny_set, tmp_path, rtclean_cmd):
+    """`--preprocess 3`: a 4-channel model (luma and impulse of the current
+    and previous frames) whose card says version 3; the live detector class
+    reads the card, builds the impulse planes itself and reproduces the
+    Keras scores."""
+    out = tmp_path / "v3.tflite"
+    proc = subprocess.run(rtclean_cmd + ["train", "--data", str(tiny_set), "--out", str(out), "--epochs", "1",
+                                         "--val-split", "0.5", "--preprocess", "3", "-q"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["preprocess_version"] == 3 and "v3" in card["preprocess"]
+    assert card["input"] == [1, 128, 96, 4] and len(card["channels"]) == 4
+    assert card["export_check"]["frames"] > 0 and card["export_check"]["max_abs_diff_frame"] < 0.05
+    from rtclean.detect.tflite import TFLiteDetector
+
+    det = TFLiteDetector(out)
+    assert det.preprocess_version == 3
+    res = det.detect(np.full((576, 720, 3), 90, np.uint8))
+    assert 0.0 <= res.score <= 1.0 and res.bands.shape == (16,)
+
+
+def test_augment_scales_the_impulse_planes_by_the_gain_only():
+    """Channels 2 and 3 (version 3's impulse planes) are contrasts: no
+    offset, gamma or noise, only the pair's gain, so a zero impulse stays
+    zero; a faked scene cut swaps the previous impulse plane with the
+    previous luma."""
+    from rtclean.train.trainer import CUT_SHARE, _augment
+
+    rng = np.random.default_rng(0)
+    n = 400
+    luma = rng.random((n, 16, 12, 1), dtype=np.float32)
+    imp = np.zeros((n, 16, 12, 1), np.float32)
+    imp[:, 5, 3] = 0.2
+    imp[: n // 2, 9, 9] = 0.5  # half the samples have a second impulse: cuts can bring or drop it
+    out = _augment(np.concatenate([luma, luma, imp, imp], -1), np.random.default_rng(1))
+    assert out.shape == (n, 16, 12, 4)
+    assert np.all(out[..., 2][imp[..., 0] == 0] == 0)
+    assert np.all((out[:, 5, 3, 2] >= 0.2 * 0.8 - 1e-6) & (out[:, 5, 3, 2] <= 0.2 * 1.2 + 1e-6))
+    assert out[:, 5, 3, 2].std() > 0.01  # the gain varies per pair
+    cuts = np.abs(out[..., 0] - out[..., 1]).mean(axis=(1, 2)) > 0.1
+    assert abs(cuts.mean() - CUT_SHARE) < 0.06
+    # uncut pairs: the previous impulse plane is the current one's (same gain)
+    np.testing.assert_allclose(out[~cuts, ..., 3], out[~cuts, ..., 2], atol=1e-6)
+    swapped = (out[..., 9, 9, 2] > 0) != (out[..., 9, 9, 3] > 0)
+    assert swapped.any() and np.all(cuts[swapped])

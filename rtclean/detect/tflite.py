@@ -3,7 +3,9 @@
 Model contract - what a trained ``breakup.tflite`` must look like
 -----------------------------------------------------------------
 Input: one tensor of shape ``[1, H, W, C]``, dtype float32 or int8. H, W and
-C are read from the model; C is 1 (current frame) or 2 (current, previous).
+C are read from the model; C is 1 (current frame), 2 (current, previous)
+or 4 (preprocessing version 3 only: current and previous luma, current and
+previous impulse).
 
 Preprocessing (``preprocess`` below; training must use the same function).
 Its version is the model card's ``preprocess_version`` (1 without a card):
@@ -19,11 +21,27 @@ Its version is the model card's ``preprocess_version`` (1 without a card):
    non-integer column ratio (720 -> 96) took two thirds of the detect time,
    and a click streak (8 px or more) keeps its full contrast in the
    sampled column instead of being averaged with its surroundings.
+   Version 3 has version 2's luma (the BGR columns sampled first, which
+   gives the same values for less work) plus an impulse plane per frame
+   (``ImpulseWorkspace``, channels 2 and 3): per field, how far each line stands out of both
+   its same-field neighbours, bright or dark, in Y, Cr or Cb (the largest),
+   MAX-pooled (not averaged) to H/2 rows. Line averaging divides a faint
+   one-line click by 2.25 before the network sees it; the max keeps its
+   full contrast, and scene edges (which differ from one neighbour only)
+   give nothing. The previous frame's impulse plane goes in too: a click
+   is fresh (FM noise is incoherent in time), a thin horizontal line of
+   the scene (court lines, fences, text) is there in both frames. No
+   version-3 model is shipped: trained on the image simulator, they find
+   far more faint clicks but fire on real clean frames (docs/training.md,
+   "Recipe I").
 3. values scaled to [0, 1] (Y / 255).
-4. C == 2: channel 0 is the current frame, channel 1 the previous one
-   (the current frame again for the first frame after ``reset()``).
+4. C >= 2: channel 0 is the current frame, channel 1 the previous one
+   (the current frame again for the first frame after ``reset()``); C == 4:
+   channels 2 and 3 the impulse planes of the current and previous frame.
 5. int8 input: ``q = round(x / scale) + zero_point`` with the input
-   tensor's quantisation, clipped to [-128, 127].
+   tensor's quantisation, clipped to [-128, 127]. With rtclean's own input
+   quantisation (scale 1/255, zero point -128) that is exactly the uint8
+   plane minus 128, which the detector feeds without a float round trip.
 
 Outputs: a frame score (one element, e.g. shape [1, 1] or [1]), a sigmoid
 probability of breakup, and optionally band scores of shape ``[1, nbands]``
@@ -33,8 +51,9 @@ clipped to [0, 1]; band scores are resampled to ``NBANDS`` bands when the
 model has another count. A model without band output gets the frame score
 for every band (the repair then treats the whole frame as damaged).
 
-Anything else (not 4-D input, H not even, C not 1 or 2, another dtype, no
-one-element output) is a ModelError with one line.
+Anything else (not 4-D input, H not even, C not 1, 2 or 4, C == 4 without
+version 3 or the reverse, another dtype, no one-element output) is a
+ModelError with one line.
 
 Calibration: a model's own operating threshold (chosen at training time for
 a low false-positive rate, e.g. 0.95) is read from the JSON card beside it
@@ -60,21 +79,136 @@ from rtclean.frames import DetectResult
 log = logging.getLogger(__name__)
 
 NBANDS = 16
-PREPROCESS_VERSIONS = (1, 2)
+PREPROCESS_VERSIONS = (1, 2, 3)
+CHANNELS_V3 = 4  # luma and impulse planes of the current and the previous frame
+
+
+def _sample_columns(image: np.ndarray, w: int) -> np.ndarray:
+    """W columns of the frame, nearest (versions 2 and 3)."""
+    if image.shape[1] == w:
+        return image
+    return cv2.resize(image, (w, image.shape[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def _luma(y: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Fields stacked, lines INTER_AREA-averaged: H x W uint8."""
+    half = h // 2
+    out = np.empty((h, w), np.uint8)
+    cv2.resize(y[0::2], (w, half), dst=out[:half], interpolation=cv2.INTER_AREA)
+    cv2.resize(y[1::2], (w, h - half), dst=out[half:], interpolation=cv2.INTER_AREA)
+    return out
+
+
+def _to_unit(plane: np.ndarray) -> np.ndarray:
+    """uint8 plane -> float32 in [0, 1] (the model's scale)."""
+    out = np.empty(plane.shape, np.float32)
+    np.multiply(plane, 1 / 255, out=out, casting="unsafe")  # in float64, as version 1 always did
+    return out
+
+
+def _luma_u8(image: np.ndarray, h: int, w: int, version: int) -> np.ndarray:
+    if version >= 2 and image.ndim == 3:
+        image = _sample_columns(image, w)  # per-pixel conversion commutes with sampling: 7.5x less work
+    y = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    if version >= 2:
+        y = _sample_columns(y, w)
+    return _luma(y, h, w)
 
 
 def preprocess(image: np.ndarray, h: int, w: int, version: int = 1) -> np.ndarray:
-    """BGR frame -> H x W float32 luma in [0, 1], fields stacked (see module doc)."""
-    y = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-    if version == 2 and y.shape[1] != w:
-        y = cv2.resize(y, (w, y.shape[0]), interpolation=cv2.INTER_NEAREST)  # columns only
-    half = h // 2
-    top = cv2.resize(y[0::2], (w, half), interpolation=cv2.INTER_AREA)
-    bottom = cv2.resize(y[1::2], (w, h - half), interpolation=cv2.INTER_AREA)
-    out = np.empty((h, w), np.float32)
-    np.multiply(top, 1 / 255, out=out[:half], casting="unsafe")
-    np.multiply(bottom, 1 / 255, out=out[half:], casting="unsafe")
-    return out
+    """BGR frame -> H x W float32 luma in [0, 1], fields stacked (see module doc).
+    Version 3's luma plane is version 2's."""
+    return _to_unit(_luma_u8(image, h, w, version))
+
+
+_KERNEL_3COLS = np.ones((1, 3), np.uint8)
+
+
+class ImpulseWorkspace:
+    """Version 3's impulse plane (see ``impulse``) with its scratch buffers
+    kept between frames: the same cv2 operations on freshly allocated
+    165 KB arrays cost 7x more (page faults on every new buffer) than the
+    arithmetic. One per detector (not thread-safe)."""
+
+    def __init__(self) -> None:
+        self._shape: tuple[int, int, int] | None = None
+
+    def _alloc(self, rows: int, cols: int, h: int) -> None:
+        self._shape = (rows, cols, h)
+        self._a, self._b, self._c, self._d = (np.empty((rows - 4, cols), np.uint8) for _ in range(4))
+        self._imp = np.zeros((rows, cols), np.uint8)  # lines 0, 1 and the last two stay 0
+        self._chmax = np.empty((rows, cols), np.uint8)
+        self._pool = [np.empty(((rows - f + 1) // 2, cols // 3), np.uint8) for f in (0, 1)]
+        half = h // 2
+        n = [len(range(f, rows, 2)) for f in (0, 1)]
+        # output row i of a field pools its lines floor(i * n / rows) .. + ceil(n / rows) - 1:
+        # every line lands in some row (288 -> 128: 3 lines from every 2.25th)
+        self._idx = [np.minimum((np.arange(r) * nf) // r, nf - 1) for nf, r in zip(n, (half, h - half))]
+        self._kernels = [np.ones((-(-nf // r), 1), np.uint8) for nf, r in zip(n, (half, h - half))]
+
+    def compute(self, bgr: np.ndarray, h: int) -> np.ndarray:
+        """H x W uint8 from the W column-sampled BGR frame."""
+        rows, w = bgr.shape[:2]
+        out = np.zeros((h, w), np.uint8)
+        if rows < 5:  # no line has two same-field neighbours
+            return out
+        plane = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb).reshape(rows, -1)  # lines as rows: Y, Cr, Cb at once
+        if self._shape != (rows, plane.shape[1], h):
+            self._alloc(rows, plane.shape[1], h)
+        # how far each line stands out of BOTH same-field neighbours (two
+        # frame lines up and down), bright or dark: a scene edge steps away
+        # from one neighbour only and gives 0; a one-line click its contrast
+        mid, up, down = plane[2:-2], plane[:-4], plane[4:]
+        a, b, c, d = self._a, self._b, self._c, self._d
+        cv2.subtract(mid, up, dst=a)  # uint8: saturates at 0
+        cv2.subtract(mid, down, dst=b)
+        cv2.min(a, b, dst=a)  # brighter than both
+        cv2.subtract(up, mid, dst=c)
+        cv2.subtract(down, mid, dst=d)
+        cv2.min(c, d, dst=c)  # darker than both
+        cv2.max(a, c, dst=self._imp[2:-2])
+        # the largest of Y, Cr, Cb per pixel (numpy's max over a 3-long axis is 20x slower)
+        cv2.dilate(self._imp, _KERNEL_3COLS, dst=self._chmax, anchor=(0, 0))
+        per_pixel = self._chmax[:, ::3]
+        half = h // 2
+        for f, (lo, hi) in enumerate(((0, half), (half, h))):
+            field = per_pixel[f::2]
+            if field.shape[0] > hi - lo:
+                # MAX-pool lines (the kernel's anchor at its top): averaging would
+                # divide a one-line click by 2.25
+                field = cv2.dilate(field, self._kernels[f], dst=self._pool[f], anchor=(0, 0),
+                                   borderType=cv2.BORDER_REPLICATE)
+            np.take(field, self._idx[f], axis=0, out=out[lo:hi])
+        return out
+
+
+def impulse(image: np.ndarray, h: int, w: int, workspace: ImpulseWorkspace | None = None) -> np.ndarray:
+    """Version 3's extra plane: H x W float32 in [0, 1], fields stacked like
+    the luma. Per field, the same-field line impulse of Y, Cr and Cb (the
+    largest of the three: an FM click is a bright, dark or coloured dash on
+    one line), on the W sampled columns, MAX-pooled to H/2 rows."""
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return _to_unit((workspace or ImpulseWorkspace()).compute(_sample_columns(image, w), h))
+
+
+def planes_u8(image: np.ndarray, h: int, w: int, version: int = 1,
+              workspace: ImpulseWorkspace | None = None) -> list[np.ndarray]:
+    """The planes one frame contributes, uint8 (x 255 of the model's scale):
+    [luma] (versions 1, 2) or [luma, impulse] (version 3, the columns
+    sampled once for both)."""
+    if version != 3:
+        return [_luma_u8(image, h, w, version)]
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    bgr = _sample_columns(image, w)
+    return [_luma(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), h, w), (workspace or ImpulseWorkspace()).compute(bgr, h)]
+
+
+def frame_planes(image: np.ndarray, h: int, w: int, version: int = 1,
+                 workspace: ImpulseWorkspace | None = None) -> list[np.ndarray]:
+    """``planes_u8`` as float32 in [0, 1]: what training feeds the model."""
+    return [_to_unit(p) for p in planes_u8(image, h, w, version, workspace)]
 
 
 def calibrate(x, threshold: float):
@@ -147,7 +281,8 @@ class TFLiteDetector(Detector):
         self.model_path = Path(model_path)
         self._interp = loaded.interpreter
         self._setup_io()
-        self._prev: np.ndarray | None = None  # the previous frame's input plane, as fed
+        self._prev: list[np.ndarray] | None = None  # the previous frame's input planes, as fed
+        self._workspace = ImpulseWorkspace()
         log.info("TFLite detector: %s via %s (%s), input %dx%dx%d %s, preprocessing v%d", self.model_path.name,
                  self.runtime, self.delegate, self._w, self._h, self._c, self._in_dtype.__name__,
                  self.preprocess_version)
@@ -162,8 +297,12 @@ class TFLiteDetector(Detector):
         if len(shape) != 4 or shape[0] != 1:
             raise ModelError(f"{where}: model input must be [1, H, W, C], got {shape}")
         _, self._h, self._w, self._c = shape
-        if self._c not in (1, 2) or self._h < 2 or self._h % 2 or self._w < 1:
-            raise ModelError(f"{where}: model input [1, H, W, C] needs even H and C in (1, 2), got {shape}")
+        if self._c not in (1, 2, CHANNELS_V3) or self._h < 2 or self._h % 2 or self._w < 1:
+            raise ModelError(f"{where}: model input [1, H, W, C] needs even H and C in (1, 2, {CHANNELS_V3}), "
+                             f"got {shape}")
+        if (self._c == CHANNELS_V3) != (self.preprocess_version == 3):
+            raise ModelError(f"{where}: preprocessing version {self.preprocess_version} does not fit a "
+                             f"{self._c}-channel input (version 3 is exactly {CHANNELS_V3} channels)")
         self._in_dtype = np.dtype(inp["dtype"]).type
         if self._in_dtype not in (np.float32, np.int8):
             raise ModelError(f"{where}: model input must be float32 or int8, got {np.dtype(inp['dtype']).name}")
@@ -171,6 +310,10 @@ class TFLiteDetector(Detector):
         self._in_scale, self._in_zero = inp["quantization"]
         if self._in_dtype is np.int8 and not self._in_scale:
             raise ModelError(f"{where}: int8 model input has no quantisation scale")
+        # rtclean's exporter calibrates the input to exactly [0, 1] (scale
+        # 1/255, zero point -128): then round(v / 255 / scale) - 128 is v - 128
+        self._u8_is_int8 = (self._in_dtype is np.int8 and abs(self._in_scale * 255 - 1) < 1e-6
+                            and self._in_zero == -128)
         self._frame_out = None
         self._band_out = None
         for out in self._interp.get_output_details():
@@ -192,13 +335,22 @@ class TFLiteDetector(Detector):
         return raw.astype(np.float32)
 
     def detect(self, image: np.ndarray) -> DetectResult:
-        cur = preprocess(image, self._h, self._w, self.preprocess_version)
-        if self._in_dtype is np.int8:  # quantised once: the next frame reuses it as its previous
-            cur = np.clip(np.rint(cur / self._in_scale) + self._in_zero, -128, 127).astype(np.int8)
-        self._buf[0, :, :, 0] = cur
-        if self._c == 2:
-            self._buf[0, :, :, 1] = self._prev if self._prev is not None else cur
-        self._prev = cur
+        planes = planes_u8(image, self._h, self._w, self.preprocess_version, self._workspace)
+        # quantised once: the next frame reuses them as its previous
+        if self._u8_is_int8:  # q = v - 128 exactly, no float round trip
+            planes = [(p ^ 0x80).view(np.int8) for p in planes]
+        elif self._in_dtype is np.int8:
+            planes = [self._quantise(_to_unit(p)) for p in planes]
+        else:
+            planes = [_to_unit(p) for p in planes]
+        prev = self._prev if self._prev is not None else planes
+        self._buf[0, :, :, 0] = planes[0]
+        if self._c >= 2:
+            self._buf[0, :, :, 1] = prev[0]
+        if self._c == CHANNELS_V3:
+            self._buf[0, :, :, 2] = planes[1]
+            self._buf[0, :, :, 3] = prev[1]
+        self._prev = planes
         self._interp.set_tensor(self._in_index, self._buf)
         self._interp.invoke()
         raw = float(np.clip(self._read(self._frame_out)[0], 0.0, 1.0))
@@ -208,6 +360,9 @@ class TFLiteDetector(Detector):
         else:
             bands = np.full(NBANDS, score, np.float32)
         return DetectResult(score=score, bands=bands, features={"model_score": raw})
+
+    def _quantise(self, plane: np.ndarray) -> np.ndarray:
+        return np.clip(np.rint(plane / self._in_scale) + self._in_zero, -128, 127).astype(np.int8)
 
     def reset(self) -> None:
         self._prev = None

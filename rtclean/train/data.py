@@ -18,14 +18,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rtclean.detect.tflite import preprocess
+from rtclean.detect.tflite import CHANNELS_V3, ImpulseWorkspace, frame_planes
 from rtclean.errors import RtcleanError
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 N_BANDS = 16
-PREPROCESS_VERSION = 1  # default rtclean/detect/tflite.py preprocessing of new models (versions 1, 2)
+PREPROCESS_VERSION = 1  # default rtclean/detect/tflite.py preprocessing of new models (versions 1, 2, 3)
 
 
 class DatasetError(RtcleanError):
@@ -124,12 +124,24 @@ def load_pair(s: Sample) -> tuple[np.ndarray, np.ndarray]:
     return cur, prev
 
 
+def channels_for(version: int) -> int:
+    """Model input channels of a preprocessing version: current and previous
+    luma, plus both frames' impulse planes for version 3."""
+    return CHANNELS_V3 if version == 3 else 2
+
+
 def to_input(cur: np.ndarray, prev: np.ndarray, h: int, w: int, channels: int = 2,
-             version: int = PREPROCESS_VERSION) -> np.ndarray:
-    """The model input for one frame pair, exactly as TFLiteDetector builds it."""
-    planes = [preprocess(cur, h, w, version)]
-    if channels == 2:
-        planes.append(preprocess(prev, h, w, version))
+             version: int = PREPROCESS_VERSION, workspace: ImpulseWorkspace | None = None) -> np.ndarray:
+    """The model input for one frame pair, exactly as TFLiteDetector builds it:
+    [current luma, previous luma] and for version 3 [current impulse,
+    previous impulse] after them."""
+    now = frame_planes(cur, h, w, version, workspace)
+    planes = now[:1]
+    if channels >= 2:
+        before = frame_planes(prev, h, w, version, workspace)
+        planes.append(before[0])
+        if channels == CHANNELS_V3:
+            planes += [now[1], before[1]]
     return np.stack(planes, -1)
 
 
@@ -145,17 +157,20 @@ def band_targets(s: Sample) -> tuple[np.ndarray, float]:
     return (bands > 0).astype(np.float32) * float(s.label), 1.0
 
 
-def load_arrays(ds: Dataset, h: int, w: int, channels: int = 2,
+def load_arrays(ds: Dataset, h: int, w: int, channels: int | None = None,
                 version: int = PREPROCESS_VERSION) -> dict[str, np.ndarray]:
-    """Decode and preprocess every sample: x [N, H, W, C] float32 in [0, 1],
+    """Decode and preprocess every sample: x [N, H, W, C] float32 in [0, 1]
+    (C from the preprocessing version unless given),
     y [N], bands [N, 16], band_weight [N]."""
     n = len(ds.samples)
     if n == 0:
         raise DatasetError("the dataset has no images")
+    channels = channels_for(version) if channels is None else channels
+    ws = ImpulseWorkspace()
     x = np.empty((n, h, w, channels), np.float32)
     bands = np.zeros((n, N_BANDS), np.float32)
     bw = np.zeros(n, np.float32)
     for i, s in enumerate(ds.samples):
-        x[i] = to_input(*load_pair(s), h, w, channels, version)
+        x[i] = to_input(*load_pair(s), h, w, channels, version, ws)
         bands[i], bw[i] = band_targets(s)
     return {"x": x, "y": ds.labels.astype(np.float32), "bands": bands, "band_weight": bw}

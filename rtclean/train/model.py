@@ -1,11 +1,13 @@
 """The breakup CNN (Keras). Imported only by training: TensorFlow is an
 optional extra and never touches the live path.
 
-Input: [1, H, W, 2], the detector's preprocessing (rtclean/detect/tflite.py):
+Input: [1, H, W, C], the detector's preprocessing (rtclean/detect/tflite.py):
 luma of the current frame (channel 0) and the previous one (channel 1),
 each with its fields stacked: rows 0 .. H/2-1 are the even (top) field,
 rows H/2 .. H-1 the odd (bottom) field, both covering the whole picture
-height. Default 96 wide x 128 tall: 64 rows per field (4.5 picture lines per
+height; with preprocessing version 3 (C = 4) channels 2 and 3 are the
+line-impulse planes of the current and previous frame, stacked the same
+way. Default 96 wide x 128 tall: 64 rows per field (4.5 picture lines per
 row) keep single-line FM clicks at a fifth of their contrast, where 48 rows
 (96x72 per field pair) lose more of it; 96 columns are enough for tear shifts
 (10-135 px at 720 -> 1.3-18 columns). About 6.5 M multiply-adds.

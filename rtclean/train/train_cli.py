@@ -65,9 +65,9 @@ def register(sub, common) -> None:
     t.add_argument("--epochs", type=int, default=8)
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--size", default="96x128", metavar="WxH", help="model input (fields stacked), default 96x128")
-    t.add_argument("--preprocess", type=int, choices=(1, 2), default=1,
+    t.add_argument("--preprocess", type=int, choices=(1, 2, 3), default=1,
                    help="input preprocessing version (rtclean/detect/tflite.py): 2 samples columns, "
-                        "about 1 ms faster per frame (default 1)")
+                        "about 1 ms faster per frame; 3 adds a line-impulse channel (default 1)")
     t.add_argument("--val-split", type=float, default=0.2, metavar="F",
                    help="share of frames (whole clips when labels.jsonl says which) held out for validation")
     t.set_defaults(func=cmd_train)

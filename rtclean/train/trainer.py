@@ -104,7 +104,11 @@ PREPROCESS_TEXT = {
     1: "luma, fields stacked (even lines on top), INTER_AREA, /255 (rtclean.detect.tflite.preprocess, v1)",
     2: "luma, W columns sampled (nearest), fields stacked (even lines on top), lines INTER_AREA, /255 "
        "(rtclean.detect.tflite.preprocess, v2)",
+    3: "v2 luma of both frames, then both frames' same-field line impulse (max of Y, Cr, Cb; "
+       "fields stacked, lines MAX-pooled), /255 (rtclean.detect.tflite.frame_planes, v3)",
 }
+CHANNEL_NAMES = {2: ["current frame", "previous frame"],
+                 4: ["current frame", "previous frame", "current frame line impulse", "previous frame line impulse"]}
 THRESHOLD_CAP = 0.99  # highest threshold picked: confident models need more than the 0.95 default
 
 
@@ -113,19 +117,27 @@ def _augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     and cameras differ in level and gamma; breakup does not depend on it),
     weak independent noise, and scene cuts: the previous frame replaced by
     another sample's, with the label kept, so a change of shot is never
-    evidence of breakup (the untouched clips include hard cuts)."""
+    evidence of breakup (the untouched clips include hard cuts). Impulse
+    planes (channels 2 and 3, version 3) are contrasts: they take the gain
+    only, and no noise (noise at model resolution is not what noise does to
+    them); a cut swaps the previous frame's impulse plane with its luma."""
     n = len(x)
     gain = rng.uniform(0.8, 1.2, (n, 1, 1, 1)).astype(np.float32)
     off = rng.uniform(-0.08, 0.08, (n, 1, 1, 1)).astype(np.float32)
     gamma = rng.uniform(0.75, 1.33, (n, 1, 1, 1)).astype(np.float32)
-    out = np.power(np.clip(x, 1e-6, 1.0), gamma) * gain + off
-    if x.shape[-1] == 2 and n > 1:
+    out = np.power(np.clip(x[..., :2], 1e-6, 1.0), gamma) * gain + off
+    imp = x[..., 2:] * gain  # empty unless version 3
+    if x.shape[-1] >= 2 and n > 1:
         cut = np.nonzero(rng.random(n) < CUT_SHARE)[0]
         if len(cut):
             donor = (cut + rng.integers(1, n, len(cut))) % n
             out[cut, ..., 1] = out[donor, ..., 1]
+            if imp.shape[-1] == 2:
+                imp[cut, ..., 1] = imp[donor, ..., 1]
     sigma = rng.uniform(0.0, NOISE_MAX, (n, 1, 1, 1)).astype(np.float32)
     out += rng.standard_normal(out.shape, dtype=np.float32) * sigma
+    if imp.shape[-1]:
+        out = np.concatenate([out, imp], -1)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
@@ -245,7 +257,7 @@ def train(opts: TrainOptions) -> dict:
     train_idx, val_idx = split(ds, opts.val_split, opts.seed)
     log.info("dataset: %d frames (%d %s), %d for training, %d for validation; loaded in %.1f s",
              len(ds.samples), int(ds.labels.sum()), ds.classes[1], len(train_idx), len(val_idx), t_load)
-    model = build_model(h, w, 2)
+    model = build_model(h, w, data.channels_for(opts.preprocess))
     t1 = time.monotonic()
     history = fit(model, arrays, train_idx, opts.epochs, opts.seed, opts.lr, val_idx)
     t_train = time.monotonic() - t1
@@ -275,7 +287,7 @@ def train(opts: TrainOptions) -> dict:
     sidecar = {
         "model": out.name, "float32_model": f32_path.name, "classes": list(ds.classes),
         "positive_class": ds.classes[1], "input": info["input"], "input_size": f"{w}x{h}",
-        "channels": ["current frame", "previous frame"], "preprocess_version": opts.preprocess,
+        "channels": CHANNEL_NAMES[data.channels_for(opts.preprocess)], "preprocess_version": opts.preprocess,
         "preprocess": PREPROCESS_TEXT[opts.preprocess],
         "bands": 16, "band_order": "picture bands top to bottom, each the max over both fields",
         "threshold": round(float(threshold), 4), "threshold_rule": f"lowest with validation FPR <= {MAX_FPR}",
