@@ -4,7 +4,8 @@
 - ``classical``: the signal-quality detector (no model).
 - ``tflite``: the TFLite model; failing to load it is a ModelError.
 - ``auto`` (default): the classical detector and the TFLite model together
-  (``FusedDetector``: broken when either says so) if the model file exists
+  (``FusedDetector``: combined under the model card's fusion rule, plain OR
+  or ``agree``; see rtclean.detect.fused) if the model file exists
   and a runtime loads it, else classical alone. Which one and why is logged at INFO, so a Pi that quietly
   runs without its model is visible in the log.
 """

@@ -1,18 +1,32 @@
 """The default detector: the classical signal-quality detector and the TFLite
-model together, a frame being broken when either says so.
+model together.
 
 Why both: on held-out simulated breakup the two miss different frames (the
 classical detector is strong on tearing, colour loss and rolling, which the
-luma-only model barely sees; the model catches some faint sparklies the
-classical thresholds let through), and neither fires on the real clips, so
-their union gains recall without false positives (figures in
-models/breakup.md). The classical detector runs first and the model second;
-together they cost the sum of both (about 1.3 + 1.8 ms per 720x576 frame
-here).
+luma-only models barely see; a model catches faint sparklies the classical
+thresholds let through). The classical detector runs first and the model
+second; together they cost the sum of both.
+
+How they are combined is the model's own choice, read from its card
+(``fusion`` in ``NAME.json``, ``card_fusion``), because it depends on how
+often the model fires on real clean video:
+
+- ``or`` (no ``fusion`` key): broken when either says so. For a model that
+  never fires on real clean frames (recipe G).
+- ``agree``: broken when the classical detector says so, or when the model
+  says so AND the classical detector has seen some evidence of its own: a
+  sub-threshold score of at least ``classical_score`` or at least
+  ``classical_runs`` fresh one-line streak runs. A model that sees faint
+  clicks also fires on fine horizontal scene texture (fast pans over clay,
+  gravel; native-size frames), where the classical detector, which compares
+  against the scene's own running level, sees nothing at all (score 0);
+  both limits sit above anything it gives on the training clips' real clean
+  frames (docs/training.md, "Fusion with K2").
 
 Scores are combined after calibration: every TFLiteDetector maps its own
 operating threshold to 0.5 (see ``calibrate``), the classical detector's
 threshold is 0.5 by construction, so ``detect.threshold`` keeps one meaning.
+Under ``agree`` the model's score counts only on frames with agreement.
 """
 
 from __future__ import annotations
@@ -21,29 +35,42 @@ import numpy as np
 
 from rtclean.detect.base import Detector
 from rtclean.detect.classical import ClassicalDetector
-from rtclean.detect.tflite import TFLiteDetector
+from rtclean.detect.tflite import Fusion, TFLiteDetector, card_fusion
 from rtclean.frames import DetectResult
 
 
 class FusedDetector(Detector):
     name = "fused"
 
-    def __init__(self, model: TFLiteDetector, classical: ClassicalDetector | None = None) -> None:
+    def __init__(self, model: TFLiteDetector, classical: ClassicalDetector | None = None,
+                 fusion: Fusion | None = None) -> None:
         self.model = model
         self.classical = classical or ClassicalDetector()
+        self.fusion = card_fusion(model.model_path) if fusion is None else fusion
         self.runtime = model.runtime
         self.delegate = model.delegate
         self.model_path = model.model_path
 
+    def _agrees(self, c: DetectResult) -> bool:
+        f = self.fusion
+        if f.rule == "or":
+            return True
+        return c.score >= f.classical_score or float(c.features.get("runs", 0.0)) >= f.classical_runs
+
     def detect(self, image: np.ndarray) -> DetectResult:
         c = self.classical.detect(image)
         m = self.model.detect(image)
-        score = max(c.score, m.score)
-        bands = c.bands if m.bands is None else np.maximum(c.bands, m.bands)
+        agree = self._agrees(c)
+        if agree:
+            score = max(c.score, m.score)
+            bands = c.bands if m.bands is None else np.maximum(c.bands, m.bands)
+        else:
+            score, bands = c.score, c.bands
         features = dict(c.features)
         features.update(m.features)
         features["classical_score"] = c.score
         features["model_calibrated"] = m.score
+        features["fusion_agree"] = float(agree)
         return DetectResult(score=score, bands=bands, features=features, fields=c.fields)
 
     def reset(self) -> None:

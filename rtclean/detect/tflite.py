@@ -30,10 +30,12 @@ Its version is the model card's ``preprocess_version`` (1 without a card):
    full contrast, and scene edges (which differ from one neighbour only)
    give nothing. The previous frame's impulse plane goes in too: a click
    is fresh (FM noise is incoherent in time), a thin horizontal line of
-   the scene (court lines, fences, text) is there in both frames. No
-   version-3 model is shipped: trained on the image simulator, they find
-   far more faint clicks but fire on real clean frames (docs/training.md,
-   "Recipe I").
+   the scene (court lines, fences, text) is there in both frames. The
+   shipped model is version 3 (models/breakup.md): it finds far more faint
+   clicks than version 2 but alone also fires on some real clean frames
+   (fast pans over fine texture), so its card asks for the ``agree`` fusion
+   rule (rtclean/detect/fused.py; docs/training.md, "Recipe I", "Fusion
+   with K2").
 3. values scaled to [0, 1] (Y / 255).
 4. C >= 2: channel 0 is the current frame, channel 1 the previous one
    (the current frame again for the first frame after ``reset()``); C == 4:
@@ -66,6 +68,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -255,6 +258,39 @@ def card_preprocess(model_path: str | Path) -> int:
         raise ModelError(f"{card}: preprocess_version {v!r} is not one this rtclean knows "
                          f"({', '.join(map(str, PREPROCESS_VERSIONS))})")
     return int(v)
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How ``FusedDetector`` combines this model with the classical detector
+    (the card's ``fusion`` object; rtclean.detect.fused explains the rules)."""
+
+    rule: str = "or"
+    classical_score: float = 0.0
+    classical_runs: float = 0.0
+
+
+FUSION_RULES = ("or", "agree")
+
+
+def card_fusion(model_path: str | Path) -> Fusion:
+    """The fusion rule in the model's card; plain ``or`` without one."""
+    card, doc = _card(model_path)
+    spec = (doc or {}).get("fusion")
+    if spec is None:
+        return Fusion()
+    try:
+        rule = spec["rule"]
+        if rule not in FUSION_RULES:
+            raise ValueError(f"rule {rule!r} is not one of {', '.join(FUSION_RULES)}")
+        if rule == "or":
+            return Fusion()
+        f = Fusion(rule, float(spec["classical_score"]), float(spec["classical_runs"]))
+    except (ValueError, TypeError, KeyError) as e:
+        raise ModelError(f"{card}: unreadable fusion rule ({e})") from None
+    if not 0.0 < f.classical_score < 0.5 or f.classical_runs < 1:
+        raise ModelError(f"{card}: fusion needs 0 < classical_score < 0.5 and classical_runs >= 1")
+    return f
 
 
 def resample_bands(scores: np.ndarray, n: int = NBANDS) -> np.ndarray:
