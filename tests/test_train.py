@@ -193,17 +193,22 @@ def test_synth_dvr_stores_frames_as_a_goggle_dvr(tmp_path, clips_dir, rtclean_cm
             assert np.abs(cv2.imdecode(buf, cv2.IMREAD_COLOR).astype(int) - b.astype(int)).max() <= 1
 
 
+def _train_one_epoch(rtclean_cmd, data, out, preprocess: int) -> dict:
+    """`rtclean train` for one epoch with the given preprocessing; its card."""
+    proc = subprocess.run(rtclean_cmd + ["train", "--data", str(data), "--out", str(out), "--epochs", "1",
+                                         "--val-split", "0.5", "--preprocess", str(preprocess), "-q"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(out.with_suffix(".json").read_text())
+
+
 @needs_tf
 @pytest.mark.slow
 def test_train_with_preprocessing_version_2(tiny_set, tmp_path, rtclean_cmd):
     """`--preprocess 2`: the card says so and the live detector class, which
     reads the card, reproduces the Keras scores through that preprocessing."""
     out = tmp_path / "v2.tflite"
-    proc = subprocess.run(rtclean_cmd + ["train", "--data", str(tiny_set), "--out", str(out), "--epochs", "1",
-                                         "--val-split", "0.5", "--preprocess", "2", "-q"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    card = json.loads(out.with_suffix(".json").read_text())
+    card = _train_one_epoch(rtclean_cmd, tiny_set, out, preprocess=2)
     assert card["preprocess_version"] == 2 and "v2" in card["preprocess"]
     assert card["export_check"]["max_abs_diff_frame"] < 0.05
     from rtclean.detect.tflite import TFLiteDetector
@@ -219,11 +224,7 @@ def test_train_with_preprocessing_version_3(tiny_set, tmp_path, rtclean_cmd):
     reads the card, builds the impulse planes itself and reproduces the
     Keras scores."""
     out = tmp_path / "v3.tflite"
-    proc = subprocess.run(rtclean_cmd + ["train", "--data", str(tiny_set), "--out", str(out), "--epochs", "1",
-                                         "--val-split", "0.5", "--preprocess", "3", "-q"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    card = json.loads(out.with_suffix(".json").read_text())
+    card = _train_one_epoch(rtclean_cmd, tiny_set, out, preprocess=3)
     assert card["preprocess_version"] == 3 and "v3" in card["preprocess"]
     assert card["input"] == [1, 128, 96, 4] and len(card["channels"]) == 4
     assert card["export_check"]["frames"] > 0 and card["export_check"]["max_abs_diff_frame"] < 0.05
