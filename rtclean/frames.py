@@ -17,6 +17,11 @@ PASS = "pass"
 REPAIR = "repair"
 HOLD = "hold"
 LOST = "lost"
+# A broken frame the repair left as captured: every prediction it could
+# offer was far worse than the damage (rtclean/repair/mix.py,
+# KEEP_RAW_BELOW). Not a synthesized picture, so the live view does not
+# tag it; it still counts as handled (not PASS) in reports.
+REPAIR_KEEP = f"{REPAIR}:keep"
 
 
 @dataclass(slots=True)

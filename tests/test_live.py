@@ -18,7 +18,7 @@ import pytest
 
 from rtclean.config import LiveConfig
 from rtclean.errors import RtcleanError
-from rtclean.frames import HOLD, LOST, PASS, REPAIR, Decision, DetectResult, Frame, Processed
+from rtclean.frames import HOLD, LOST, PASS, REPAIR, REPAIR_KEEP, Decision, DetectResult, Frame, Processed
 from rtclean.live import metrics
 from rtclean.live.hub import STREAMS, LiveHub, LiveJpeg, draw_tag, tag_for
 from rtclean.live.server import BOUNDARY, LiveServer
@@ -409,6 +409,7 @@ def test_no_tag_when_mark_repaired_is_off(make_live):
 
 def test_tag_text_per_action_and_copy():
     assert tag_for(PASS) is None
+    assert tag_for(REPAIR_KEEP) is None  # the raw frame kept: nothing synthesized
     assert tag_for(REPAIR) == tag_for("repair:band") == "REPAIRED"
     assert tag_for(HOLD) == "HOLD" and tag_for(LOST) == "LOST"
     img = np.zeros((576, 720, 3), np.uint8)

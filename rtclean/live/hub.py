@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from rtclean.config import LiveConfig
-from rtclean.frames import HOLD, LOST, PASS, Processed
+from rtclean.frames import HOLD, LOST, PASS, REPAIR_KEEP, Processed
 from rtclean.live.metrics import Histogram
 from rtclean.live.timeline import Timeline
 from rtclean.mailbox import Mailbox
@@ -61,7 +61,7 @@ class LiveJpeg:
 
 def tag_for(action: str) -> str | None:
     """The on-screen tag for a replaced frame, None for a passed one."""
-    if action == PASS:
+    if action in (PASS, REPAIR_KEEP):  # a kept raw frame is not synthesized
         return None
     if action == HOLD:
         return "HOLD"

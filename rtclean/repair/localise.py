@@ -59,6 +59,7 @@ PIXELS = "pixels"
 FIELD = "field"
 BAND = "band"
 MIX = "mix"
+KEEP = "keep"  # the raw frame as it is: every prediction is far worse (mix.KEEP_RAW_BELOW)
 FULL = "full"
 
 # A field whose score is below this share of the band threshold counts as
@@ -131,7 +132,7 @@ _NOT_ROUGH = {"roll": 0.0, "colour_loss": 0.0}
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    kind: str  # PIXELS, FIELD, BAND or FULL
+    kind: str  # PIXELS, FIELD, BAND, MIX, KEEP or FULL
     damaged: np.ndarray | None = None  # bool per band (FIELD and BAND)
     field: int | None = None  # damaged field (FIELD): 0 even lines, 1 odd lines
     intact: np.ndarray | None = None  # bool per band: clearly undamaged (BAND)
@@ -321,7 +322,9 @@ def refine(p: Plan, raw: np.ndarray, pred: np.ndarray, ref: np.ndarray | None = 
     """A FULL plan with enough intact bands becomes a BAND plan when some of
     its bands' own pictures prove better than the prediction; else a
     mixable FULL plan becomes a MIX plan when the raw frame has a picture
-    worth keeping (mix.py); otherwise ``p`` unchanged. (BAND plans are
+    worth keeping (mix.py), or a KEEP plan when the prediction would get
+    too little weight anywhere to be worth its risk
+    (mix.KEEP_RAW_BELOW); otherwise ``p`` unchanged. (BAND plans are
     checked band by band in ``apply``.) ``ref``: the clean frame the
     prediction was made from, as captured (mix.scene_rows); None = judge
     the scene's detail by the prediction alone."""
@@ -337,13 +340,15 @@ def refine(p: Plan, raw: np.ndarray, pred: np.ndarray, ref: np.ndarray | None = 
         w = mix.mix_weights(raw, pred, line_mse(raw, pred), ref=ref,
                             max_weight=mix.TORN_MAX_WEIGHT if p.torn else 1.0)
         if w is not None:
+            if float(w.max()) < mix.KEEP_RAW_BELOW:
+                return Plan(KEEP)
             return Plan(MIX, weights=w)
     return p
 
 
 def apply(p: Plan, raw: np.ndarray, pred: np.ndarray, feather: int) -> np.ndarray:
     """The repaired picture for plan ``p`` (a new array unless FULL, which
-    returns ``pred`` itself). Call ``refine`` first for FULL plans."""
+    returns ``pred`` itself, or KEEP, which returns ``raw`` itself). Call ``refine`` first for FULL plans."""
     if p.kind == PIXELS:
         return clicks.repair_clicks(raw, pred)[0]
     if p.kind == FIELD:
@@ -357,4 +362,6 @@ def apply(p: Plan, raw: np.ndarray, pred: np.ndarray, feather: int) -> np.ndarra
         return band_repair.repair_bands(raw, src, damaged, feather)
     if p.kind == MIX:
         return mix.blend(raw, pred, p.weights)
+    if p.kind == KEEP:
+        return raw
     return pred

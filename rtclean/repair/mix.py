@@ -44,6 +44,17 @@ MIN_RAW_SHARE = 0.05
 # best weight was 0.31). At 0.5 the mix is the two pictures' average,
 # which can only lose to raw when E + 2 cov > 3 R.
 TORN_MAX_WEIGHT = 0.5
+# When the prediction's weight stays below this on every line, the raw
+# frame is kept whole (localise.KEEP). The prediction is then at least 4x
+# worse than the raw damage everywhere (typically a scene change inside
+# the gap: bikes_cuts 48, prediction 7.7 dB against raw 18.8 dB), and
+# the mix could gain at most -10 log10(1 - w) = 1 dB even if the two
+# errors were independent. They are not there: clipped snow follows the
+# scene's brightness, so R / D overshoots and the mix lost 0.14 dB to raw.
+# Measured on the eval's 262 frames: 0.13 is the least that fixes that
+# frame; 0.2 costs seven others 0.01-0.32 dB (the small gains they lose);
+# 0.3 costs foliage 9 1.9 dB.
+KEEP_RAW_BELOW = 0.2
 # The raw frame has a picture under its noise when its variance exceeds the
 # noise's by this factor (static: ~1; snow over real content: 1.5-30).
 PICTURE_RATIO = 1.5

@@ -61,8 +61,9 @@ REPAIR_FIELD = f"{frames.REPAIR}:field"
 REPAIR_BAND = f"{frames.REPAIR}:band"
 REPAIR_PIXELS = f"{frames.REPAIR}:pixels"
 REPAIR_MIX = f"{frames.REPAIR}:mix"
+REPAIR_KEEP = frames.REPAIR_KEEP
 KIND_ACTION = {localise.PIXELS: REPAIR_PIXELS, localise.FIELD: REPAIR_FIELD, localise.BAND: REPAIR_BAND,
-               localise.MIX: REPAIR_MIX}
+               localise.MIX: REPAIR_MIX, localise.KEEP: REPAIR_KEEP}
 
 # Per-interval decay of the constant-velocity extrapolation (see module doc).
 DECAY = 0.9
