@@ -140,6 +140,34 @@ def test_variety_adds_content_passes_in_the_clip_split_group(tmp_path, clips_dir
     assert a.shape == b.shape and float(np.mean(np.abs(a.astype(int) - b.astype(int)))) > 5
 
 
+def test_one_clip_in_two_folders_stays_on_one_side_of_the_split(tmp_path):
+    # A clip's frames spread over two data folders (say its DVR copy in a
+    # second synth run) form one split group, so validation never holds a
+    # clip that training saw.
+    import cv2
+
+    from rtclean.train import data, trainer
+
+    rng = np.random.default_rng(0)
+    for folder in ("a", "b"):
+        rows = []
+        for cls in ("breakup", "clean"):
+            (tmp_path / folder / cls).mkdir(parents=True)
+            for clip in ("c1.mp4", "c2.mp4", "c3.mp4", "c4.mp4"):
+                for k in range(3):
+                    name = f"{cls}/{folder}_{clip[:2]}_{k}.png"
+                    cv2.imwrite(str(tmp_path / folder / name), rng.integers(0, 255, (16, 16, 3), np.uint8))
+                    rows.append(json.dumps({"file": name, "class": cls, "clip": clip}))
+        (tmp_path / folder / "labels.jsonl").write_text("\n".join(rows) + "\n")
+    ds = data.load_index([str(tmp_path / "a"), str(tmp_path / "b")])
+    assert {s.group for s in ds.samples} == {"c1.mp4", "c2.mp4", "c3.mp4", "c4.mp4"}
+    for seed in range(4):
+        train, val = trainer.split(ds, 0.25, seed)
+        seen = {ds.samples[i].group for i in train}
+        held = {ds.samples[i].group for i in val}
+        assert len(held) == 1 and not seen & held
+
+
 @pytest.mark.parametrize("bad", [dict(passes=0), dict(demo=-1), dict(compress=1.5)])
 def test_variety_rejects_bad_settings(tmp_path, clips_dir, bad):
     from rtclean.errors import RtcleanError

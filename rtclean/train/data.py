@@ -106,7 +106,9 @@ def load_index(dirs: list[str]) -> Dataset:
             for img in _images(d / name):
                 prev = d / ".prev" / img.name
                 rec = records.get(img.name)
-                group = f"{d}:{rec['clip']}" if rec and rec.get("clip") else f"{d}:{img.stem}"
+                # The clip alone names the group: the same clip in two folders
+                # (its DVR copy, its hard negatives) must not straddle the split.
+                group = str(rec["clip"]) if rec and rec.get("clip") else f"{d}:{img.stem}"
                 samples.append(Sample(img, prev if prev.is_file() else None, int(idx == pos), rec, group))
     return Dataset(classes, samples)
 
