@@ -348,7 +348,8 @@ def refine(p: Plan, raw: np.ndarray, pred: np.ndarray, ref: np.ndarray | None = 
 
 def apply(p: Plan, raw: np.ndarray, pred: np.ndarray, feather: int) -> np.ndarray:
     """The repaired picture for plan ``p`` (a new array unless FULL, which
-    returns ``pred`` itself, or KEEP, which returns ``raw`` itself). Call ``refine`` first for FULL plans."""
+    returns ``pred`` itself, or KEEP, which returns ``raw`` itself). Call
+    ``refine`` first for FULL plans."""
     if p.kind == PIXELS:
         return clicks.repair_clicks(raw, pred)[0]
     if p.kind == FIELD:
