@@ -72,6 +72,10 @@ def run_bench(cfg: Config, frames: int = 300, live_seconds: float = 8.0) -> dict
     if model is not None:
         model.reset()
         stages["detect_model"] = percentiles(_time(model.detect, images))
+    companion = getattr(detector, "companion", None)
+    if companion is not None:  # the second model of the shipped pair, alone
+        companion.reset()
+        stages["detect_companion"] = percentiles(_time(companion.detect, images))
 
     # Repair of a broken frame: two clean frames known, then a run of broken ones.
     rep = Repairer(cfg.repair, fps)

@@ -72,3 +72,23 @@ def test_storage_levels_with_injected_free_space(tmp_path):
     (tmp_path / "20250101-000000-000.keep").touch()
     f = check_storage(cfg, lambda d: 50 * mb)[0]
     assert f.level == FAIL and "nothing would be recorded" in f.detail
+
+
+def test_shipped_companion_is_checked_and_a_missing_one_warns(rtclean_cmd, tmp_path):
+    """The default model's card names a companion: `check` loads it too; a
+    copy of the first model without its companion is a warning, not a
+    failure (the detector runs on with the first model)."""
+    r = run_check(rtclean_cmd, tmp_path, "source.kind=demo")
+    assert r.returncode == 0, r.stdout + r.stderr
+    comp = finding(r.stdout, "companion")
+    assert comp.split()[0] == OK and "breakup_solo.tflite loads" in comp
+    models = Path(__file__).resolve().parents[1] / "models"
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    for name in ("breakup.tflite", "breakup.json"):
+        (lone / name).write_bytes((models / name).read_bytes())
+    r = run_check(rtclean_cmd, tmp_path, "source.kind=demo", f"detect.model={lone / 'breakup.tflite'}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert finding(r.stdout, "model").split()[0] == OK
+    comp = finding(r.stdout, "companion")
+    assert comp.split()[0] == WARN and "missing" in comp

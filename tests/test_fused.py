@@ -14,20 +14,25 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from make_tiny_model import write_model  # noqa: E402
 
+from rtclean.config import DetectConfig  # noqa: E402
+from rtclean.detect import load_fused, make_detector  # noqa: E402
 from rtclean.detect.classical import ClassicalDetector  # noqa: E402
 from rtclean.detect.fused import FusedDetector  # noqa: E402
-from rtclean.detect.tflite import Fusion, TFLiteDetector, card_fusion  # noqa: E402
+from rtclean.detect.tflite import Fusion, TFLiteDetector, card_companion, card_fusion  # noqa: E402
 from rtclean.errors import ModelError  # noqa: E402
-from rtclean.train.synth import read_frames  # noqa: E402
+from rtclean.sim.breakup import inject  # noqa: E402
+from rtclean.train.synth import dvr_roundtrip, read_frames  # noqa: E402
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "breakup.tflite"
 AGREE = {"rule": "agree", "classical_score": 0.1, "classical_runs": 3}
 
 
-def _card(path: Path, fusion=None) -> None:
+def _card(path: Path, fusion=None, companion=None) -> None:
     doc = {"threshold": 0.5}
     if fusion is not None:
         doc["fusion"] = fusion
+    if companion is not None:
+        doc["companion"] = companion
     path.with_suffix(".json").write_text(json.dumps(doc))
 
 
@@ -73,13 +78,106 @@ def test_agree_needs_classical_evidence_or_plain_or_does_not(tmp_path):
     np.testing.assert_allclose(r_ag.bands, c.bands)
 
 
+def test_companion_counts_without_the_classical_detectors_agreement(tmp_path):
+    """Under 'agree' the first model's score does not count on a frame the
+    classical detector sees nothing in; the companion's does, bands too.
+    Both take the same input, so the frame is preprocessed once, and that
+    gives exactly what the companion computes on its own."""
+    bright = np.full((480, 848, 3), 245, np.uint8)
+    bright[::7] = 60  # some structure, so the bands differ
+    first, second = write_model(tmp_path / "first.tflite"), write_model(tmp_path / "second.tflite")
+    _card(first, AGREE, {"model": "second.tflite"})
+    _card(second)
+    assert card_companion(first) == tmp_path / "second.tflite"
+    fused = load_fused(first)
+    assert isinstance(fused, FusedDetector) and fused.companion is not None and fused._shared_planes
+    alone = TFLiteDetector(second).detect(bright)
+    r = fused.detect(bright)
+    assert r.features["fusion_agree"] == 0.0 and r.features["model_calibrated"] > 0.9
+    assert r.score == pytest.approx(alone.score) and r.score > 0.9
+    assert r.features["companion_calibrated"] == pytest.approx(alone.score)
+    np.testing.assert_allclose(r.bands, np.maximum(ClassicalDetector().detect(bright).bands, alone.bands))
+    # without the companion the same card pair gives the classical score
+    assert FusedDetector(TFLiteDetector(first)).detect(bright).score < 0.5
+
+
+@pytest.mark.parametrize("companion,msg", [
+    ("second.tflite", "companion must be"),
+    ({"model": "../second.tflite"}, "companion must be"),
+    ({"model": ""}, "companion must be"),
+    ({"model": "first.tflite"}, "its own companion"),
+])
+def test_bad_companion_entry_is_a_one_line_model_error(tmp_path, companion, msg):
+    first = write_model(tmp_path / "first.tflite")
+    _card(first, companion=companion)
+    with pytest.raises(ModelError, match=msg) as ei:
+        card_companion(first)
+    assert "\n" not in str(ei.value)
+
+
+@pytest.mark.parametrize("content", [None, b"garbage!" * 4])
+def test_unusable_companion_is_left_out_with_a_warning(tmp_path, caplog, content):
+    """A missing or corrupt companion does not cost the first model: the
+    detector runs without it and says why."""
+    first = write_model(tmp_path / "first.tflite")
+    _card(first, AGREE, {"model": "second.tflite"})
+    if content is not None:
+        (tmp_path / "second.tflite").write_bytes(content)
+    caplog.set_level("WARNING", logger="rtclean")
+    det = make_detector(DetectConfig(model=str(first)), tmp_path)
+    assert isinstance(det, FusedDetector) and det.companion is None and det.fusion.rule == "agree"
+    assert [r.getMessage() for r in caplog.records if "companion model left out" in r.getMessage()]
+
+
+def test_shipped_pair_meets_the_contract():
+    """models/breakup.json names models/breakup_solo.tflite: int8 in and out,
+    the same input as the first model (one preprocessing for both), its own
+    card and threshold; the default detector loads both."""
+    path = card_companion(SHIPPED)
+    assert path == SHIPPED.with_name("breakup_solo.tflite") and path.is_file()
+    card = json.loads(path.with_suffix(".json").read_text())
+    solo = TFLiteDetector(path)
+    assert solo.threshold == card["threshold"] and 0.5 < solo.threshold < 1
+    assert solo._in_dtype is np.int8 and solo.input_key() == TFLiteDetector(SHIPPED).input_key()
+    assert path.with_name(card["float32_model"]).is_file()
+    auto = make_detector(DetectConfig(), SHIPPED.parents[1])
+    assert isinstance(auto, FusedDetector) and auto.companion is not None and auto._shared_planes
+    assert auto.companion.model_path == path
+
+
+def test_shipped_pair_finds_faint_dvr_sparklies_the_first_model_misses(clips_dir):
+    """Faint sparklies (severity 0.1) on real frames of two held-out clips,
+    every other frame, all stored as MJPEG q60 as a DVR does: the default
+    pair flags more broken frames than the first model under 'agree'
+    alone, and no clean frame."""
+    pair = make_detector(DetectConfig(), SHIPPED.parents[1])
+    one = FusedDetector(TFLiteDetector(SHIPPED))
+    found = {"pair": 0, "one": 0}
+    false = {"pair": 0, "one": 0}
+    for name in ("cup_handheld_640x480.mp4", "walk_pan_720x480.mkv"):
+        rng = np.random.default_rng(5)
+        pair.reset()
+        one.reset()
+        for i, frame in enumerate(read_frames(clips_dir / name, 60)):
+            broken = i % 2 == 1
+            image = dvr_roundtrip(inject(frame, "sparklies", 0.1, rng)[0] if broken else frame, 60)
+            for key, det in (("pair", pair), ("one", one)):
+                hit = det.detect(image).score >= 0.5
+                if broken:
+                    found[key] += hit
+                else:
+                    false[key] += hit
+    assert false == {"pair": 0, "one": 0}
+    assert found["pair"] >= found["one"] + 3, found
+
+
 def test_shipped_rule_keeps_fast_pan_texture_clean(clips_dir):
     """tennis_fastpan (held out of training and of choosing the rule): the
-    shipped model alone fires on the clay court's one-line streaks under a
-    fast pan, the classical detector sees nothing there, and the default
-    fused detector flags none of its real frames."""
-    model, fused = TFLiteDetector(SHIPPED), FusedDetector(TFLiteDetector(SHIPPED))
-    assert fused.fusion.rule == "agree"
+    shipped first model alone fires on the clay court's one-line streaks
+    under a fast pan, the classical detector sees nothing there, and the
+    default detector (both models) flags none of its real frames."""
+    model, fused = TFLiteDetector(SHIPPED), make_detector(DetectConfig(), SHIPPED.parents[1])
+    assert fused.fusion.rule == "agree" and fused.companion is not None
     alone = flagged = 0
     for frame in read_frames(clips_dir / "tennis_fastpan_854x480.mkv"):
         alone += model.detect(frame).score >= 0.5

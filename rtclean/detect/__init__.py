@@ -5,7 +5,8 @@
 - ``tflite``: the TFLite model; failing to load it is a ModelError.
 - ``auto`` (default): the classical detector and the TFLite model together
   (``FusedDetector``: combined under the model card's fusion rule, plain OR
-  or ``agree``; see rtclean.detect.fused) if the model file exists
+  or ``agree``, plus the companion model the card may name; see
+  rtclean.detect.fused) if the model file exists
   and a runtime loads it, else classical alone. Which one and why is logged at INFO, so a Pi that quietly
   runs without its model is visible in the log.
 """
@@ -36,6 +37,28 @@ def model_path(cfg: DetectConfig, root: Path) -> Path:
     return Path(root) / p
 
 
+def load_fused(path: Path, delegate: str = "cpu", num_threads: int = 1,
+               classical: Detector | None = None) -> Detector:
+    """The classical detector, the model at ``path`` and the companion its
+    card names, fused (rtclean.detect.fused). A companion that cannot be
+    used is left out with a warning: the pair's first model still works
+    under its own rule. A bad main model is a ModelError."""
+    from rtclean.detect.fused import FusedDetector
+    from rtclean.detect.tflite import TFLiteDetector, card_companion
+
+    det = TFLiteDetector(path, delegate, num_threads)
+    companion = None
+    try:
+        cpath = card_companion(path)
+        if cpath is not None:
+            if not cpath.is_file():
+                raise ModelError(f"{cpath}: companion model named in the card is missing")
+            companion = TFLiteDetector(cpath, delegate, num_threads)
+    except ModelError as e:
+        log.warning("detector: companion model left out (%s)", e)
+    return FusedDetector(det, classical, companion=companion)
+
+
 def make_detector(cfg: DetectConfig, root: Path) -> Detector:
     from rtclean.detect.classical import ClassicalDetector
 
@@ -53,14 +76,13 @@ def make_detector(cfg: DetectConfig, root: Path) -> Detector:
         log.info("detector: classical (auto: no model at %s)", path)
         return ClassicalDetector(chroma_clicks=cfg.chroma_clicks)
     try:
-        det = TFLiteDetector(path, cfg.delegate)
+        det = load_fused(path, cfg.delegate, classical=ClassicalDetector(chroma_clicks=cfg.chroma_clicks))
     except ModelError as e:
         log.warning("detector: classical (auto: model at %s not usable: %s)", path, e)
         return ClassicalDetector(chroma_clicks=cfg.chroma_clicks)
-    from rtclean.detect.fused import FusedDetector
+    extra = f" + companion {det.companion.model_path.name}" if det.companion is not None else ""
+    log.info("detector: classical + tflite %s%s via %s (auto: model loaded)", path, extra, det.runtime)
+    return det
 
-    log.info("detector: classical + tflite %s via %s (auto: model loaded)", path, det.runtime)
-    return FusedDetector(det, ClassicalDetector(chroma_clicks=cfg.chroma_clicks))
 
-
-__all__ = ["Detector", "make_detector", "model_path"]
+__all__ = ["Detector", "load_fused", "make_detector", "model_path"]

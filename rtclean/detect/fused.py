@@ -23,6 +23,19 @@ often the model fires on real clean video:
   both limits sit above anything it gives on the training clips' real clean
   frames (docs/training.md, "Fusion with K2").
 
+A model's card may also name a **companion** (``"companion": {"model":
+"NAME.tflite"}``, ``card_companion``): a second model whose score counts on
+its own, whatever the classical detector says, merged by OR after the rule
+above. Why: the shipped pair (models/breakup.md) is a sensitive model that
+needs the classical detector's agreement on real clean video and a
+stricter one, trained with analog-simulator data, DVR copies and real
+clean frames as negatives, that never fired on real clean frames; the
+stricter one finds the faint sparklies of DVR-stored frames, where the
+classical detector gives no evidence at all, so the agreement rule could
+never use the first model there (docs/training.md, "Recipe K"). When both
+models take the same input (size and preprocessing version) the frame is
+preprocessed once for both.
+
 Scores are combined after calibration: every TFLiteDetector maps its own
 operating threshold to 0.5 (see ``calibrate``), the classical detector's
 threshold is 0.5 by construction, so ``detect.threshold`` keeps one meaning.
@@ -43,10 +56,12 @@ class FusedDetector(Detector):
     name = "fused"
 
     def __init__(self, model: TFLiteDetector, classical: ClassicalDetector | None = None,
-                 fusion: Fusion | None = None) -> None:
+                 fusion: Fusion | None = None, companion: TFLiteDetector | None = None) -> None:
         self.model = model
         self.classical = classical or ClassicalDetector()
         self.fusion = card_fusion(model.model_path) if fusion is None else fusion
+        self.companion = companion
+        self._shared_planes = companion is not None and companion.input_key() == model.input_key()
         self.runtime = model.runtime
         self.delegate = model.delegate
         self.model_path = model.model_path
@@ -59,7 +74,8 @@ class FusedDetector(Detector):
 
     def detect(self, image: np.ndarray) -> DetectResult:
         c = self.classical.detect(image)
-        m = self.model.detect(image)
+        planes = self.model.planes(image)
+        m = self.model.infer(planes)
         agree = self._agrees(c)
         if agree:
             score = max(c.score, m.score)
@@ -71,8 +87,16 @@ class FusedDetector(Detector):
         features["classical_score"] = c.score
         features["model_calibrated"] = m.score
         features["fusion_agree"] = float(agree)
+        if self.companion is not None:
+            s = self.companion.infer(planes) if self._shared_planes else self.companion.detect(image)
+            score = max(score, s.score)
+            bands = np.maximum(bands, s.bands)
+            features["companion_score"] = s.features["model_score"]
+            features["companion_calibrated"] = s.score
         return DetectResult(score=score, bands=bands, features=features, fields=c.fields)
 
     def reset(self) -> None:
         self.classical.reset()
         self.model.reset()
+        if self.companion is not None:
+            self.companion.reset()

@@ -293,6 +293,25 @@ def card_fusion(model_path: str | Path) -> Fusion:
     return f
 
 
+def card_companion(model_path: str | Path) -> Path | None:
+    """The companion model named in the card (``"companion": {"model":
+    "NAME.tflite"}``, a path beside the card), None without one. A companion
+    is a second model whose score counts on its own, without the classical
+    detector's agreement (rtclean.detect.fused)."""
+    card, doc = _card(model_path)
+    spec = (doc or {}).get("companion")
+    if spec is None:
+        return None
+    name = spec.get("model") if isinstance(spec, dict) else None
+    if not isinstance(name, str) or not name or Path(name).name != name:
+        raise ModelError(f"{card}: companion must be {{\"model\": \"FILE.tflite\"}} (a file beside the card), "
+                         f"got {spec!r}")
+    path = card.parent / name
+    if path.resolve() == Path(model_path).resolve():
+        raise ModelError(f"{card}: a model cannot be its own companion")
+    return path
+
+
 def resample_bands(scores: np.ndarray, n: int = NBANDS) -> np.ndarray:
     """Map model band scores onto ``n`` picture bands (each takes the band
     covering its centre line)."""
@@ -370,8 +389,21 @@ class TFLiteDetector(Detector):
             return (raw.astype(np.float32) - zero) * scale
         return raw.astype(np.float32)
 
+    def input_key(self) -> tuple[int, int, int]:
+        """What the uint8 planes depend on: two models with the same key can
+        share one ``planes`` call (FusedDetector with a companion)."""
+        return self._h, self._w, self.preprocess_version
+
+    def planes(self, image: np.ndarray) -> list[np.ndarray]:
+        """The frame's uint8 input planes (``planes_u8``), before quantisation."""
+        return planes_u8(image, self._h, self._w, self.preprocess_version, self._workspace)
+
     def detect(self, image: np.ndarray) -> DetectResult:
-        planes = planes_u8(image, self._h, self._w, self.preprocess_version, self._workspace)
+        return self.infer(self.planes(image))
+
+    def infer(self, planes: list[np.ndarray]) -> DetectResult:
+        """Run the model on one frame's ``planes`` (and the previous frame's,
+        kept from the last call). The planes are not modified."""
         # quantised once: the next frame reuses them as its previous
         if self._u8_is_int8:  # q = v - 128 exactly, no float round trip
             planes = [(p ^ 0x80).view(np.int8) for p in planes]

@@ -40,6 +40,23 @@ class Finding:
         return f"  {self.level:<5} {self.what:<10} {self.detail}"
 
 
+def _check_companion(path: Path, delegate: str) -> list[Finding]:
+    """The companion model the card names, if any (rtclean.detect.fused):
+    without it the detector runs on, a little less sensitive."""
+    from rtclean.detect.tflite import TFLiteDetector, card_companion
+
+    try:
+        cpath = card_companion(path)
+        if cpath is None:
+            return []
+        if not cpath.is_file():
+            return [Finding(WARN, "companion", f"{cpath} named in the card is missing: the first model runs alone")]
+        det = TFLiteDetector(cpath, delegate)
+        return [Finding(OK, "companion", f"{cpath} loads with {det.runtime} ({delegate})")]
+    except RtcleanError as e:
+        return [Finding(WARN, "companion", f"{e} (the first model runs alone)")]
+
+
 def check_detector(cfg: Config, root: Path) -> list[Finding]:
     from rtclean.detect import model_path
     from rtclean.detect.runtime import RUNTIMES, _module, probe_delegate
@@ -61,6 +78,8 @@ def check_detector(cfg: Config, root: Path) -> list[Finding]:
             try:
                 det = TFLiteDetector(path, d.delegate)
                 out.append(Finding(OK, "model", f"{path} loads with {det.runtime} ({d.delegate})"))
+                if d.detector == "auto":
+                    out.extend(_check_companion(path, d.delegate))
             except RtcleanError as e:
                 out.append(Finding(FAIL if needs_model else WARN, "model",
                                    f"{e}" + ("" if needs_model else " (the classical detector runs)")))

@@ -175,13 +175,15 @@ def make_detectors(model: str | None) -> list[EvalDetector]:
     frozen = Config().detect.frozen_frames
     out = []
     if model:
-        from rtclean.detect.fused import FusedDetector
+        from rtclean.detect import load_fused
         from rtclean.detect.tflite import TFLiteDetector
 
         out.append(EvalDetector("tflite", TFLiteDetector(model, num_threads=1), threshold, str(model)))
         out.append(EvalDetector("classical", ClassicalDetector(), threshold, "classical"))
-        out.append(EvalDetector("rtclean", FusedDetector(TFLiteDetector(model, num_threads=1)), threshold,
-                                f"classical + {model} + no-signal check (what `rtclean detect` decides per frame)",
+        fused = load_fused(Path(model))
+        pair = f"{model} + companion {fused.companion.model_path.name}" if fused.companion is not None else model
+        out.append(EvalDetector("rtclean", fused, threshold,
+                                f"classical + {pair} + no-signal check (what `rtclean detect` decides per frame)",
                                 nosignal=NoSignalCheck(frozen)))
     else:
         out.append(EvalDetector("classical", ClassicalDetector(), threshold, "classical"))
