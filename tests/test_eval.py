@@ -129,13 +129,18 @@ def test_eval_detect_cli_writes_report(synth_dir, clips_dir, tmp_path, rtclean_c
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     rep = json.loads((out / "report.json").read_text())
-    # the model, the classical detector, and what `rtclean detect` decides
+    # the model, the classical detector, and what `rtclean detect` scores
     # (both together plus the no-signal check): never below either alone
-    assert set(rep["detectors"]) == {"tflite", "classical", "rtclean"}
+    # (both together plus the no-signal check), never below either alone;
+    # then its verdict over time (rtclean_decided: the `breakup` flag), which
+    # keeps every frame at or over the threshold and may add run frames
+    assert set(rep["detectors"]) == {"tflite", "classical", "rtclean", "rtclean_decided"}
     for name, st in rep["sets"].items():
         d = st["detectors"]
         assert d["rtclean"]["confusion"]["tp"] >= max(d["tflite"]["confusion"]["tp"], d["classical"]["confusion"]["tp"]), name
         assert d["rtclean"]["confusion"]["fp"] >= max(d["tflite"]["confusion"]["fp"], d["classical"]["confusion"]["fp"]), name
+        assert d["rtclean_decided"]["confusion"]["tp"] >= d["rtclean"]["confusion"]["tp"], name
+        assert d["rtclean_decided"]["confusion"]["fp"] >= d["rtclean"]["confusion"]["fp"], name
     assert set(rep["sets"]) == {"folders", "simulated", "all"}
     sim = rep["sets"]["simulated"]
     assert sim["frames"] + sum(sim["skipped"].values()) == 30
@@ -149,8 +154,9 @@ def test_eval_detect_cli_writes_report(synth_dir, clips_dir, tmp_path, rtclean_c
     assert rep["sets"]["simulated"]["range_axis"] == "link_margin"
     un = rep["untouched"]
     assert un["frames"] == 120 and un["clips"][0]["clip"] == "carphone_176x144.mp4"
+    assert un["false_positives"]["rtclean_decided"] >= un["false_positives"]["rtclean"]
     page = (out / "report.html").read_text()
-    assert page.count("<svg") == 3 * (1 + 3)  # ROC + a histogram per detector, for each of the three sets
+    assert page.count("<svg") == 3 * (1 + 4)  # ROC + a histogram per row, for each of the three sets
     assert 'class="roc"' in page and "untouched clips" in page
 
 

@@ -147,6 +147,12 @@ class EvalDetector:
     # the pipeline's no-signal check (blue/black/frozen screens), for the row
     # that scores what `rtclean detect` decides per frame
     nosignal: object | None = None
+    # the pipeline's decision over time (rtclean.detect.decide.Decider): its
+    # verdict on the last frame scored is ``decided``, reported as the extra
+    # row NAME_decided (the `breakup` flag `rtclean detect` writes)
+    decider: object | None = None
+    decided: float = 0.0
+    _t: float = 0.0
 
     def score(self, image: np.ndarray) -> float:
         t0 = time.perf_counter()
@@ -154,12 +160,37 @@ class EvalDetector:
         if self.nosignal is not None and self.nosignal.check(image) is not None:
             s = 1.0
         self.times_ms.append((time.perf_counter() - t0) * 1000.0)
+        if self.decider is not None:
+            from rtclean.frames import DetectResult
+
+            self.decided = float(self.decider.update(DetectResult(score=float(s)), self._t).breakup)
+            self._t += 1.0 / DECIDE_FPS
         return float(s)
 
     def reset(self) -> None:
         self.detector.reset()
         if self.nosignal is not None:
             self.nosignal.reset()
+        if self.decider is not None:
+            self.decider.reset()
+            self._t = 0.0
+
+
+DECIDED = "_decided"
+DECIDE_FPS = 25.0  # only the run length (for SIGNAL LOST) depends on it, not the verdicts
+
+
+def _rows(dets: list[EvalDetector], image: np.ndarray) -> dict[str, float]:
+    """Every detector's score of one frame, plus the decided rows."""
+    row = {d.name: d.score(image) for d in dets}
+    row.update({d.name + DECIDED: d.decided for d in dets if d.decider is not None})
+    return row
+
+
+def _names(dets: list[EvalDetector]) -> list[tuple[str, float]]:
+    """(row name, threshold) of every reported row: the detectors, then the
+    decided rows (0/1 verdicts, threshold 0.5)."""
+    return [(d.name, d.threshold) for d in dets] + [(d.name + DECIDED, 0.5) for d in dets if d.decider is not None]
 
 
 def make_detectors(model: str | None) -> list[EvalDetector]:
@@ -171,8 +202,11 @@ def make_detectors(model: str | None) -> list[EvalDetector]:
     # Every detector's score is calibrated so that its operating point is
     # 0.5 (TFLiteDetector maps the threshold in the model's card there):
     # one threshold, the configuration's, for all rows.
-    threshold = float(Config().detect.threshold)
-    frozen = Config().detect.frozen_frames
+    from rtclean.detect.decide import Decider
+
+    cfg = Config().detect
+    threshold = float(cfg.threshold)
+    frozen = cfg.frozen_frames
     out = []
     if model:
         from rtclean.detect import load_fused
@@ -183,13 +217,13 @@ def make_detectors(model: str | None) -> list[EvalDetector]:
         fused = load_fused(Path(model))
         pair = f"{model} + companion {fused.companion.model_path.name}" if fused.companion is not None else model
         out.append(EvalDetector("rtclean", fused, threshold,
-                                f"classical + {pair} + no-signal check (what `rtclean detect` decides per frame)",
-                                nosignal=NoSignalCheck(frozen)))
+                                f"classical + {pair} + no-signal check (what `rtclean detect` scores per frame)",
+                                nosignal=NoSignalCheck(frozen), decider=Decider(cfg, DECIDE_FPS)))
     else:
         out.append(EvalDetector("classical", ClassicalDetector(), threshold, "classical"))
         out.append(EvalDetector("rtclean", ClassicalDetector(), threshold,
-                                "classical + no-signal check (what `rtclean detect` decides per frame)",
-                                nosignal=NoSignalCheck(frozen)))
+                                "classical + no-signal check (what `rtclean detect` scores per frame)",
+                                nosignal=NoSignalCheck(frozen), decider=Decider(cfg, DECIDE_FPS)))
     return out
 
 
@@ -200,11 +234,10 @@ def score_folders(dirs: list[str], dets: list[EvalDetector]) -> Scores:
     sc = Scores()
     for s in ds.samples:
         cur, prev = data.load_pair(s)
-        row = {}
         for d in dets:
             d.reset()
-            d.detector.detect(prev)
-            row[d.name] = d.score(cur)
+            d.score(prev)  # context: the detectors' previous frame, the decision's previous verdict
+        row = _rows(dets, cur)
         rec = s.record or {}
         sc.add(bool(s.label), rec.get("kind") or (ds.classes[1] if s.label else None), rec.get("cnr_db"),
                rec.get("link_margin"), row)
@@ -226,7 +259,7 @@ def score_sim_clips(clips: list[Path], frames: int, seed: int, dets: list[EvalDe
             d.reset()
         for sf in simulate(read_frames(clip, frames, loop=True), seed * 1000 + ci, settings):
             image = dvr_roundtrip(sf.image, dvr_quality) if dvr_quality else sf.image
-            row = {d.name: d.score(image) for d in dets}  # every frame: detectors keep their context
+            row = _rows(dets, image)  # every frame: detectors keep their context
             cls = frame_class(sf.label.kind, sf.label.damaged_lines)
             if cls is None:
                 skipped["frozen" if sf.label.kind == "frozen" else "ambiguous"] += 1
@@ -244,14 +277,16 @@ def score_untouched(clips: list[Path], dets: list[EvalDetector]) -> dict:
         for d in dets:
             d.reset()
         n = 0
-        fp = {d.name: 0 for d in dets}
+        names = _names(dets)
+        fp = {name: 0 for name, _ in names}
         for image in read_frames(clip):
             n += 1
-            for d in dets:
-                fp[d.name] += d.score(image) >= d.threshold
+            row = _rows(dets, image)
+            for name, t in names:
+                fp[name] += row[name] >= t
         per_clip.append({"clip": clip.name, "frames": n, "false_positives": fp})
     total = sum(c["frames"] for c in per_clip)
-    totals = {d.name: sum(c["false_positives"][d.name] for c in per_clip) for d in dets}
+    totals = {name: sum(c["false_positives"][name] for c in per_clip) for name, _ in _names(dets)}
     return {"clips": per_clip, "frames": total, "false_positives": totals,
             "fp_rate": {k: (v / total if total else None) for k, v in totals.items()}}
 
@@ -282,12 +317,12 @@ def analyse(sc: Scores, dets: list[EvalDetector]) -> dict:
     out["range_axis"] = "cnr_db" if use_cnr else "link_margin"
     bin_idx = _bins(values, edges)
     kind_arr = np.array([k or "" for k in sc.kind])
-    for d in dets:
-        s = np.array(sc.scores.get(d.name, []), np.float64)
+    for name, threshold in _names(dets):
+        s = np.array(sc.scores.get(name, []), np.float64)
         if s.size != y.size:
             continue
-        res = summary(y, s, d.threshold)
-        pred = s >= d.threshold
+        res = summary(y, s, threshold)
+        pred = s >= threshold
         res["per_kind"] = {k: {"frames": int((kind_arr == k).sum()),
                                "recall": float(pred[kind_arr == k].mean())} for k in kinds}
         ranges = []
@@ -310,7 +345,7 @@ def analyse(sc: Scores, dets: list[EvalDetector]) -> dict:
         res["histogram"] = {"edges": [round(float(e), 3) for e in edges_h],
                             "positive": np.histogram(np.clip(s[y], 0, 1), edges_h)[0].tolist(),
                             "negative": np.histogram(np.clip(s[~y], 0, 1), edges_h)[0].tolist()}
-        out["detectors"][d.name] = res
+        out["detectors"][name] = res
     return out
 
 
@@ -333,6 +368,11 @@ def run_eval(data_dirs: list[str], clips: list[str], model: str | None, out_dir:
     report: dict = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                     "detectors": {d.name: {"source": d.source, "threshold": d.threshold} for d in dets},
                     "sets": {}}
+    for d in dets:
+        if d.decider is not None:
+            report["detectors"][d.name + DECIDED] = {
+                "source": f"{d.name} + the decision over time (detect.release, detect.clean_frames): "
+                          "the `breakup` flag of `rtclean detect`", "threshold": 0.5}
     combined = Scores()
     if data_dirs:
         sc = score_folders(data_dirs, dets)
