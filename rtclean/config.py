@@ -90,7 +90,7 @@ class DetectConfig:
     delegate: str = spec("cpu", choices=("cpu", "edgetpu"))
     threshold: float = spec(0.5, lo=0.0, hi=1.0, doc="score at or above which a frame is broken")
     release: float = spec(0.35, lo=0.0, hi=1.0, doc="score below which a breakup run may end")
-    clean_frames: int = spec(1, lo=1, hi=100, doc="clean frames needed to end a breakup run")
+    clean_frames: int = spec(2, lo=1, hi=100, doc="clean frames needed to end a breakup run")
     frozen_frames: int = spec(12, lo=2, hi=1000, doc="identical frames that mean the receiver froze")
     chroma_clicks: bool = spec(True, doc="count coloured single-line dashes as clicks (composite video; "
                                        "off for rendered or digital sources)")

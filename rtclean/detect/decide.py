@@ -9,12 +9,12 @@ threshold is usually damaged too; letting it through would flash a broken
 picture in the middle of a repaired stretch. Frames scoring between
 ``release`` and ``threshold`` inside a run keep the run going.
 
-The default ``clean_frames`` is 1: one frame under ``release`` ends a run.
-Two (the first default) also replaced every run's first clean frame: on
-simulated breakup it cost 14-22 % of the clean frames (selection data;
-10-28 % held out) for 0-8 points of recall, while the ``release`` band
-alone keeps its recall gain at <= 0.44 % false positives (docs/training.md,
-"Decision hysteresis").
+The default ``clean_frames`` is 2, which also replaces every run's first
+clean frame: on simulated breakup, whose clean frames are exactly clean,
+that cost 14-22 % of the clean frames (selection data) for 0-8 points of
+recall; 1 costs <= 0.44 %, but lets through a missed torn frame between
+two broken ones (tests/test_offline.py). Measured in docs/training.md,
+"Decision hysteresis"; not changed without real footage to decide on.
 
 ``run_ms`` is the time since the run's first frame (capture times), which
 the repair stage compares with ``repair.max_hold_ms`` to declare the signal
