@@ -44,17 +44,13 @@ def load_fused(path: Path, delegate: str = "cpu", num_threads: int = 1,
     used is left out with a warning: the pair's first model still works
     under its own rule. A bad main model is a ModelError."""
     from rtclean.detect.fused import FusedDetector
-    from rtclean.detect.tflite import TFLiteDetector, card_companion
+    from rtclean.detect.tflite import TFLiteDetector, load_companion
 
     det = TFLiteDetector(path, delegate, num_threads)
-    companion = None
     try:
-        cpath = card_companion(path)
-        if cpath is not None:
-            if not cpath.is_file():
-                raise ModelError(f"{cpath}: companion model named in the card is missing")
-            companion = TFLiteDetector(cpath, delegate, num_threads)
+        companion = load_companion(path, delegate, num_threads)
     except ModelError as e:
+        companion = None
         log.warning("detector: companion model left out (%s)", e)
     return FusedDetector(det, classical, companion=companion)
 

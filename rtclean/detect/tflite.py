@@ -312,6 +312,18 @@ def card_companion(model_path: str | Path) -> Path | None:
     return path
 
 
+def load_companion(model_path: str | Path, delegate: str = "cpu", num_threads: int = 1) -> "TFLiteDetector | None":
+    """The companion the card of ``model_path`` names, loaded; None when the
+    card names none. A bad entry, a missing file or a model that does not
+    load is a one-line ModelError (callers decide whether that is fatal)."""
+    path = card_companion(model_path)
+    if path is None:
+        return None
+    if not path.is_file():
+        raise ModelError(f"{path}: companion model named in the card is missing")
+    return TFLiteDetector(path, delegate, num_threads)
+
+
 def resample_bands(scores: np.ndarray, n: int = NBANDS) -> np.ndarray:
     """Map model band scores onto ``n`` picture bands (each takes the band
     covering its centre line)."""

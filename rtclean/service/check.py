@@ -43,18 +43,15 @@ class Finding:
 def _check_companion(path: Path, delegate: str) -> list[Finding]:
     """The companion model the card names, if any (rtclean.detect.fused):
     without it the detector runs on, a little less sensitive."""
-    from rtclean.detect.tflite import TFLiteDetector, card_companion
+    from rtclean.detect.tflite import load_companion
 
     try:
-        cpath = card_companion(path)
-        if cpath is None:
-            return []
-        if not cpath.is_file():
-            return [Finding(WARN, "companion", f"{cpath} named in the card is missing: the first model runs alone")]
-        det = TFLiteDetector(cpath, delegate)
-        return [Finding(OK, "companion", f"{cpath} loads with {det.runtime} ({delegate})")]
+        det = load_companion(path, delegate)
     except RtcleanError as e:
         return [Finding(WARN, "companion", f"{e} (the first model runs alone)")]
+    if det is None:
+        return []
+    return [Finding(OK, "companion", f"{det.model_path} loads with {det.runtime} ({delegate})")]
 
 
 def check_detector(cfg: Config, root: Path) -> list[Finding]:
