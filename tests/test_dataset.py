@@ -212,6 +212,30 @@ def test_synth_cli_content_variety(tmp_path, rtclean_cmd, clips_dir):
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "bad variety settings" in r.stderr
 
 
+def test_synth_cli_h264_dvr(tmp_path, rtclean_cmd, clips_dir):
+    """--dvr 1 --dvr-codec h264: every pass is stored as an H.264 DVR stream
+    whose bitrate and GOP the labels record; the frame before each written
+    frame (.prev) is the stream's previous picture, so a pair of
+    consecutive written frames shares it."""
+    import cv2
+
+    out = tmp_path / "h"
+    r = run([*rtclean_cmd, "dataset", "synth", "--clips", str(clips_dir / "walk_pan_720x480.mkv"), "--out",
+             str(out), "--frames", "8", "--sim", "image", "--dvr", "1", "--dvr-codec", "h264"])
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(line) for line in (out / "labels.jsonl").read_text().splitlines()]
+    assert recs and all(1000 <= r["dvr_h264_kbps"] <= 6000 and 12 <= r["dvr_h264_gop"] <= 60 for r in recs)
+    assert all("dvr_jpeg_quality" not in r for r in recs)
+    by_index = {r["index"]: r for r in recs}
+    pairs = [(by_index[i - 1], by_index[i]) for i in by_index if i - 1 in by_index]
+    assert pairs
+    for before, cur in pairs:
+        prev = cv2.imread(str(out / ".prev" / Path(cur["file"]).name))
+        assert np.array_equal(prev, cv2.imread(str(out / before["file"])))
+    r = run([*rtclean_cmd, "dataset", "synth", "--clips", "x", "--out", "o", "--dvr-codec", "av1"])
+    assert r.returncode == 2 and "--dvr-codec" in r.stderr
+
+
 # --------------------------------------------------------------------------- label server
 
 

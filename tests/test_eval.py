@@ -196,3 +196,52 @@ def test_eval_detect_dvr_option_is_checked(clips_dir, tmp_path, rtclean_cmd):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "rtclean: --dvr must be a JPEG quality 1-100 (0: off), got 101"
+
+
+def test_h264_dvr_is_a_stream_that_softens_sparklies(clips_dir):
+    """--dvr-h264 / --dvr-codec h264 store frames as a goggle's H.264 DVR
+    does: one picture out per frame in, the clean picture kept (PSNR); a
+    one-frame burst of sparklies is softened more than a q90 MJPEG DVR
+    softens it, and, the store being a stream, its trace carries into the
+    next frame (inter prediction), which a per-frame JPEG never does."""
+    from rtclean.errors import RtcleanError
+    from rtclean.sim.breakup import inject
+    from rtclean.sim.feed import fit_frame
+    from rtclean.train.synth import H264Dvr, dvr_roundtrip, read_frames
+
+    frames = [fit_frame(f, (720, 576)) for f in read_frames(clips_dir / "walk_pan_720x480.mkv", 14)]
+    broken = inject(frames[12], "sparklies", 0.15, np.random.default_rng(3))[0]
+    hit = np.abs(broken.astype(np.int16) - frames[12]).max(axis=2) > 40  # the sparkle pixels
+    assert 50 < hit.sum() < 5000
+    clean_dvr, broken_dvr = H264Dvr(1500), H264Dvr(1500)
+    for i, f in enumerate(frames):
+        a = clean_dvr(f)
+        b = broken_dvr(broken if i == 12 else f)
+        assert a.shape == f.shape and a.dtype == np.uint8
+        mse = float(np.mean((a.astype(np.float32) - f) ** 2))
+        assert 10 * np.log10(255 ** 2 / mse) > 28, i  # the picture itself survives
+        if i == 12:
+            amp = {"captured": np.abs(broken.astype(np.int16) - f).max(axis=2)[hit].mean(),
+                   "h264": np.abs(b.astype(np.int16) - a).max(axis=2)[hit].mean(),
+                   "mjpeg90": np.abs(dvr_roundtrip(broken, 90).astype(np.int16)
+                                     - dvr_roundtrip(f, 90)).max(axis=2)[hit].mean()}
+        if i == 13:
+            assert np.abs(b.astype(np.int16) - a).mean() > 0.1  # frame 13 was the same: the stream remembers
+    assert amp["h264"] < 0.9 * amp["captured"] and amp["h264"] < amp["mjpeg90"], amp
+    with pytest.raises(RtcleanError, match="even frame size"):
+        H264Dvr(2000)(np.zeros((145, 176, 3), np.uint8))
+    with pytest.raises(RtcleanError, match="100-100000"):
+        H264Dvr(20)
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--dvr-h264", "50"], "rtclean: --dvr-h264 must be a bitrate of 100-100000 kbit/s (0: off), got 50"),
+    (["--dvr", "60", "--dvr-h264", "2000"], "rtclean: --dvr and --dvr-h264 exclude each other: one DVR stores "
+                                            "the frames"),
+])
+def test_eval_detect_h264_dvr_option_is_checked(clips_dir, tmp_path, rtclean_cmd, args, msg):
+    proc = subprocess.run(rtclean_cmd + ["eval", "detect", "--clips", str(clips_dir / "carphone_176x144.mp4"),
+                                         *args, "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == msg

@@ -59,7 +59,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from rtclean.train.synth import Variety, synth_dataset
 
     _logging(args)
-    variety = Variety(passes=args.passes, demo=args.demo, compress=args.compress, dvr=args.dvr)
+    variety = Variety(passes=args.passes, demo=args.demo, compress=args.compress, dvr=args.dvr,
+                      dvr_codec=args.dvr_codec)
     result = synth_dataset(clips=args.clips, out=args.out, frames=args.frames, seed=args.seed,
                            standard=args.standard, breakup=args.breakup, sim=args.sim, variety=variety)
     print(result["summary"])
@@ -141,5 +142,8 @@ def register(sub, common) -> None:
     sy.add_argument("--compress", type=_share, default=0.0, metavar="F",
                     help="share of passes JPEG-compressed before the simulator (default 0)")
     sy.add_argument("--dvr", type=_share, default=0.0, metavar="F",
-                    help="share of passes stored as an MJPEG DVR (JPEG 35-90, 4:2:0) after the simulator (default 0)")
+                    help="share of passes stored as a goggle DVR after the simulator (default 0)")
+    sy.add_argument("--dvr-codec", choices=("mjpeg", "h264", "mix"), default="mjpeg",
+                    help="that DVR: mjpeg (JPEG 35-90, 4:2:0), h264 (a 1-6 Mbit/s stream, low-latency "
+                         "like a goggle's encoder) or mix (each DVR pass one of the two; default mjpeg)")
     sy.set_defaults(func=cmd_synth)

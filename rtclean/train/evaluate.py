@@ -246,10 +246,12 @@ def score_folders(dirs: list[str], dets: list[EvalDetector]) -> Scores:
 
 def score_sim_clips(clips: list[Path], frames: int, seed: int, dets: list[EvalDetector],
                     standard: str = "pal", breakup: float = 0.5, sim: str = "image",
-                    dvr_quality: int = 0) -> tuple[Scores, dict]:
+                    dvr_quality: int = 0, dvr_kbps: int = 0) -> tuple[Scores, dict]:
     """Every detector on simulated breakup over ``clips``; with
-    ``dvr_quality`` the frames are first stored as an MJPEG DVR would."""
-    from rtclean.train.synth import SimSettings, dvr_roundtrip, frame_class, link_figures, read_frames, simulate
+    ``dvr_quality`` the frames are first stored as an MJPEG DVR would, with
+    ``dvr_kbps`` as an H.264 DVR stream at that bitrate (one per clip)."""
+    from rtclean.train.synth import (H264Dvr, SimSettings, dvr_roundtrip, frame_class, link_figures, read_frames,
+                                     simulate)
 
     settings = SimSettings(standard, breakup, sim)
     sc = Scores()
@@ -257,8 +259,9 @@ def score_sim_clips(clips: list[Path], frames: int, seed: int, dets: list[EvalDe
     for ci, clip in enumerate(clips):
         for d in dets:
             d.reset()
+        h264 = H264Dvr(dvr_kbps) if dvr_kbps else None
         for sf in simulate(read_frames(clip, frames, loop=True), seed * 1000 + ci, settings):
-            image = dvr_roundtrip(sf.image, dvr_quality) if dvr_quality else sf.image
+            image = h264(sf.image) if h264 else dvr_roundtrip(sf.image, dvr_quality) if dvr_quality else sf.image
             row = _rows(dets, image)  # every frame: detectors keep their context
             cls = frame_class(sf.label.kind, sf.label.damaged_lines)
             if cls is None:
@@ -351,7 +354,7 @@ def analyse(sc: Scores, dets: list[EvalDetector]) -> dict:
 
 def run_eval(data_dirs: list[str], clips: list[str], model: str | None, out_dir: str, frames: int = 250,
              seed: int = 77, standard: str = "pal", breakup: float = 0.5, sim: str = "image",
-             dvr_quality: int = 0) -> dict:
+             dvr_quality: int = 0, dvr_kbps: int = 0) -> dict:
     """The whole ``rtclean eval detect`` run; writes report.json and report.html."""
     from rtclean.train.report import write_html
     from rtclean.train.synth import list_clips
@@ -362,6 +365,10 @@ def run_eval(data_dirs: list[str], clips: list[str], model: str | None, out_dir:
         raise RtcleanError(f"--frames must be at least 1, got {frames}")
     if not 0 <= dvr_quality <= 100:
         raise RtcleanError(f"--dvr must be a JPEG quality 1-100 (0: off), got {dvr_quality}")
+    if dvr_kbps and not 100 <= dvr_kbps <= 100_000:
+        raise RtcleanError(f"--dvr-h264 must be a bitrate of 100-100000 kbit/s (0: off), got {dvr_kbps}")
+    if dvr_kbps and dvr_quality:
+        raise RtcleanError("--dvr and --dvr-h264 exclude each other: one DVR stores the frames")
     clip_paths = list_clips(clips) if clips else []
     dets = make_detectors(model)
     t0 = time.monotonic()
@@ -381,11 +388,12 @@ def run_eval(data_dirs: list[str], clips: list[str], model: str | None, out_dir:
     if clip_paths:
         for d in dets:
             d.times_ms.clear()  # speed is measured on the simulated 720x576 (720x480) streams
-        sc, skipped = score_sim_clips(clip_paths, frames, seed, dets, standard, breakup, sim, dvr_quality)
+        sc, skipped = score_sim_clips(clip_paths, frames, seed, dets, standard, breakup, sim, dvr_quality,
+                                       dvr_kbps)
         report["sets"]["simulated"] = {"clips": [p.name for p in clip_paths], "frames_per_clip": frames,
                                        "seed": seed, "seeds": [seed * 1000 + i for i in range(len(clip_paths))],
                                        "simulator": sim, "standard": standard, "skipped": skipped,
-                                       "dvr_jpeg_quality": dvr_quality or None,
+                                       "dvr_jpeg_quality": dvr_quality or None, "dvr_h264_kbps": dvr_kbps or None,
                                        **analyse(sc, dets)}
         for d in dets:
             report["detectors"][d.name]["median_ms_per_frame"] = round(float(np.median(d.times_ms)), 4) \

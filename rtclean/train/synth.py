@@ -37,6 +37,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -52,6 +53,7 @@ LEFT_TO_NOSIGNAL = frozenset({"frozen"})
 VIDEO_EXTS = frozenset({".mp4", ".mkv", ".avi", ".mov", ".ts", ".m4v", ".webm", ".mpg", ".mpeg"})
 CLASSES = ("breakup", "clean")
 PNG_FAST = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+DVR_CODECS = ("mjpeg", "h264", "mix")
 
 
 def frame_class(kind: str | None, damaged_lines: float) -> str | None:
@@ -156,6 +158,60 @@ def dvr_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)
 
 
+class H264Dvr:
+    """A goggle's H.264 DVR as a stream: each frame is encoded (libx264 at
+    ``kbps``, keyframe every ``gop`` frames) and decoded at once. Low-latency
+    settings (no B-frames, no rate look-ahead) as a goggle's hardware encoder
+    works, so breakup meets inter prediction and rate control as in a
+    recorded MP4: a single-frame sparkle costs bits the rate control takes
+    from the picture around it, and faint ones vanish. One instance per
+    clip; its state is the stream (frames must come in order)."""
+
+    def __init__(self, kbps: int, gop: int = 25, preset: str = "veryfast") -> None:
+        if not 100 <= int(kbps) <= 100_000:
+            raise RtcleanError(f"H.264 DVR bitrate must be 100-100000 kbit/s, got {kbps}")
+        self.kbps, self.gop, self.preset = int(kbps), max(1, int(gop)), preset
+        self._enc = self._dec = None
+        self._pts = 0
+
+    def _open(self, width: int, height: int) -> None:
+        import av  # only needed here: runs without DVR simulation do not load FFmpeg
+
+        if width % 2 or height % 2:
+            raise RtcleanError(f"H.264 DVR simulation needs an even frame size, got {width}x{height}")
+        enc = av.CodecContext.create("libx264", "w")
+        enc.width, enc.height, enc.pix_fmt = width, height, "yuv420p"
+        enc.time_base, enc.framerate = Fraction(1, 25), Fraction(25, 1)
+        enc.bit_rate = self.kbps * 1000
+        enc.options = {"preset": self.preset, "tune": "zerolatency", "g": str(self.gop), "bf": "0"}
+        enc.open()
+        self._enc, self._dec = enc, av.CodecContext.create("h264", "r")
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        import av
+
+        if self._enc is None:
+            self._open(image.shape[1], image.shape[0])
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24").reformat(format="yuv420p")
+        frame.pts = self._pts
+        self._pts += 1
+        out = [f for p in self._enc.encode(frame) for f in self._dec.decode(p)]
+        if len(out) != 1:  # zerolatency gives one packet, and so one picture, per frame
+            raise RtcleanError(f"H.264 DVR simulation: {len(out)} pictures for one frame")
+        return out[0].to_ndarray(format="bgr24")
+
+
+def dvr_store(codec: str, rng: np.random.Generator, quality: int):
+    """The per-frame store of one simulated DVR stream: MJPEG at ``quality``
+    or H.264 at a bitrate and GOP drawn from ``rng`` (1-6 Mbit/s at 720x576,
+    keyframes every 12-60 frames, as goggle recorders vary). Returns (store,
+    the settings for the label record)."""
+    if codec == "h264":
+        kbps, gop = int(rng.integers(1000, 6001)), int(rng.integers(12, 61))
+        return H264Dvr(kbps, gop), {"dvr_h264_kbps": kbps, "dvr_h264_gop": gop}
+    return (lambda image: dvr_roundtrip(image, quality)), {"dvr_jpeg_quality": quality}
+
+
 def label_record(sf, name: str, cls: str, clip: str, seed: int) -> dict:
     lab = sf.label
     rec = {"file": f"{cls}/{name}", "class": cls, **lab.to_dict(), "clip": clip, "seed": seed, "index": sf.index}
@@ -178,13 +234,17 @@ class Variety:
               15-70) before the simulator: clean AND broken frames then carry
               blocking, so compression is no cue for breakup.
     dvr:      share of passes whose simulated frames (and previous frames)
-              are stored as an MJPEG goggle DVR would (JPEG quality 35-90,
-              4:2:0) after the simulator: breakup as recorded files show it.
+              are stored as a goggle DVR would after the simulator: breakup
+              as recorded files show it.
+    dvr_codec: that DVR's codec: "mjpeg" (JPEG quality 35-90, 4:2:0),
+              "h264" (a stream at 1-6 Mbit/s, see H264Dvr) or "mix" (each
+              DVR pass one of the two, even odds).
     """
     passes: int = 1
     demo: int = 0
     compress: float = 0.0
     dvr: float = 0.0
+    dvr_codec: str = "mjpeg"
 
 
 def _vary(frames: Iterator[np.ndarray], rng: np.random.Generator, identity: bool,
@@ -234,6 +294,8 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
     if variety.passes < 1 or variety.demo < 0 or not 0.0 <= variety.compress <= 1.0 \
             or not 0.0 <= variety.dvr <= 1.0:
         raise RtcleanError(f"bad variety settings {variety}: passes >= 1, demo >= 0, compress and dvr in [0, 1]")
+    if variety.dvr_codec not in DVR_CODECS:
+        raise RtcleanError(f"DVR codec must be one of {', '.join(DVR_CODECS)}, got {variety.dvr_codec!r}")
     settings = SimSettings(standard=str(standard).lower(), breakup=float(breakup), sim=sim)
     root = Path(out)
     for d in (root / "breakup", root / "clean", root / ".prev"):
@@ -258,13 +320,20 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
             jpeg = int(rng.integers(15, 71)) if rng.random() < variety.compress else None
             # drawn after the content's, so datasets without dvr stay as they were
             dvr = int(rng.integers(35, 91)) if variety.dvr and rng.random() < variety.dvr else None
+            store, dvr_rec = None, {}
+            if dvr is not None:
+                codec = variety.dvr_codec
+                if codec == "mix":  # drawn only in mix mode: MJPEG-only datasets stay as they were
+                    codec = "h264" if rng.random() < 0.5 else "mjpeg"
+                store, dvr_rec = dvr_store(codec, rng, dvr)
             if clip is None:
                 content = _vary(_demo_frames(clip_seed, settings.standard, per_unit), rng, True, jpeg)
             else:
                 content = _vary(read_frames(clip, per_unit, loop=True), rng, k == 0, jpeg)
             prev = None
             for sf in simulate(content, clip_seed, settings):
-                cur, before = sf.image if dvr is None else dvr_roundtrip(sf.image, dvr), prev
+                # every frame goes through the store, written or not: an H.264 DVR is a stream
+                cur, before = sf.image if store is None else store(sf.image), prev
                 prev = cur
                 if written >= frames:
                     break
@@ -278,8 +347,7 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
                         not cv2.imwrite(str(root / ".prev" / name), before if before is not None else cur, PNG_FAST):
                     raise RtcleanError(f"{root}: cannot write frames (disk full or not writable?)")
                 rec = label_record(sf, name, cls, group, clip_seed)
-                if dvr is not None:
-                    rec["dvr_jpeg_quality"] = dvr
+                rec.update(dvr_rec)
                 labels.write(json.dumps(rec) + "\n")
                 counts[cls] += 1
                 if cls == "breakup":
