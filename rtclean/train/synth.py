@@ -163,9 +163,10 @@ class H264Dvr:
     ``kbps``, keyframe every ``gop`` frames) and decoded at once. Low-latency
     settings (no B-frames, no rate look-ahead) as a goggle's hardware encoder
     works, so breakup meets inter prediction and rate control as in a
-    recorded MP4: a single-frame sparkle costs bits the rate control takes
-    from the picture around it, and faint ones vanish. One instance per
-    clip; its state is the stream (frames must come in order)."""
+    recorded MP4: a sparkle burst is softened (more than by MJPEG q 90),
+    costs bits the rate control takes from the picture around it, and
+    leaves a trace in the following frames. One instance per clip; its
+    state is the stream (frames must come in order)."""
 
     def __init__(self, kbps: int, gop: int = 25, preset: str = "veryfast") -> None:
         if not 100 <= int(kbps) <= 100_000:
@@ -203,8 +204,9 @@ class H264Dvr:
 
 def dvr_store(codec: str, rng: np.random.Generator, quality: int):
     """The per-frame store of one simulated DVR stream: MJPEG at ``quality``
-    or H.264 at a bitrate and GOP drawn from ``rng`` (1-6 Mbit/s at 720x576,
-    keyframes every 12-60 frames, as goggle recorders vary). Returns (store,
+    or H.264 at a bitrate and GOP drawn from ``rng`` (1-6 Mbit/s for the
+    simulator's 720x576 / 720x480, keyframes every 12-60 frames, as goggle
+    recorders vary). Returns (store,
     the settings for the label record)."""
     if codec == "h264":
         kbps, gop = int(rng.integers(1000, 6001)), int(rng.integers(12, 61))
