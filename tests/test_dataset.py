@@ -234,6 +234,14 @@ def test_synth_cli_h264_dvr(tmp_path, rtclean_cmd, clips_dir):
         assert np.array_equal(prev, cv2.imread(str(out / before["file"])))
     r = run([*rtclean_cmd, "dataset", "synth", "--clips", "x", "--out", "o", "--dvr-codec", "av1"])
     assert r.returncode == 2 and "--dvr-codec" in r.stderr
+    # mix: each DVR pass is one of the two codecs (seeded draw: passes 0-2 H.264, pass 3 MJPEG here)
+    out = tmp_path / "m"
+    r = run([*rtclean_cmd, "dataset", "synth", "--clips", str(clips_dir / "carphone_176x144.mp4"), "--out",
+             str(out), "--frames", "8", "--sim", "image", "--passes", "4", "--dvr", "1", "--dvr-codec", "mix"])
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(line) for line in (out / "labels.jsonl").read_text().splitlines()]
+    kinds = {r["seed"]: ("dvr_h264_kbps" in r, "dvr_jpeg_quality" in r) for r in recs}
+    assert set(kinds.values()) == {(True, False), (False, True)}, kinds
 
 
 # --------------------------------------------------------------------------- label server

@@ -245,3 +245,16 @@ def test_eval_detect_h264_dvr_option_is_checked(clips_dir, tmp_path, rtclean_cmd
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.strip() == msg
+
+
+def test_eval_detect_with_an_h264_dvr(clips_dir, tmp_path, rtclean_cmd):
+    """--dvr-h264 runs the detectors on the simulated frames as an H.264
+    stream stores them, and the report says so."""
+    out = tmp_path / "r"
+    proc = subprocess.run(rtclean_cmd + ["eval", "detect", "--clips", str(clips_dir / "carphone_176x144.mp4"),
+                                         "--frames", "6", "--dvr-h264", "2000", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    sim = json.loads((out / "report.json").read_text())["sets"]["simulated"]
+    assert sim["dvr_h264_kbps"] == 2000 and sim["dvr_jpeg_quality"] is None
+    assert sim["frames"] + sum(sim["skipped"].values()) == 6
