@@ -21,8 +21,13 @@ from rtclean.frames import Decision, DetectResult, Frame
 from rtclean.stats import percentiles
 
 SIZE = (720, 576)
-# Alternated 0-client / 4-client runs of the web-clients measurement.
-CLIENT_PAIRS = 3
+# Alternated 0-client / 4-client runs of the web-clients measurement, each
+# CLIENT_RUN_FACTOR x live_seconds long: the rise is a few points of a core
+# against run-to-run noise of the same size on a shared machine, and longer,
+# more runs steady the medians (8 s runs x 3 gave pairs from +3 to +13 %
+# where 15 s runs x 4 gave +3 to +4 %).
+CLIENT_PAIRS = 4
+CLIENT_RUN_FACTOR = 2.0
 
 
 def _time(fn, items, warmup: int = 5) -> list[float]:
@@ -142,12 +147,16 @@ def run_bench(cfg: Config, frames: int = 300, live_seconds: float = 8.0) -> dict
         # The rise is a few points of a core against a shared machine's
         # noise of the same size, so 0 and 4+dashboard alternate CLIENT_PAIRS
         # times and the summary takes medians.
-        clients: dict[str, list[dict]] = {"0": [], "1": [], "4+dashboard": []}
-        order = [(0, False), (1, False), (4, True)] + [(0, False), (4, True)] * (CLIENT_PAIRS - 1)
-        for i, (n, dash) in enumerate(order):
-            key = f"{n}+dashboard" if dash else str(n)
-            clients[key].append(_live_run(cfg, f"{d}/clients{i}", live_seconds,
-                                          ReplaySource(images, fps, duration_s=None), clients=n, dashboard=dash))
+        # The H.264 clients (a browser with Media Source Extensions while the
+        # stream is recorded) take the recorder's packets: no encode of their own.
+        clients: dict[str, list[dict]] = {"0": [], "1": [], "4+dashboard": [], "4+dashboard h264": []}
+        order = ([(0, False, "mjpg"), (1, False, "mjpg"), (4, True, "mjpg"), (4, True, "fmp4")]
+                 + [(0, False, "mjpg"), (4, True, "mjpg"), (4, True, "fmp4")] * (CLIENT_PAIRS - 1))
+        for i, (n, dash, kind) in enumerate(order):
+            key = (f"{n}+dashboard" if dash else str(n)) + (" h264" if kind == "fmp4" else "")
+            clients[key].append(_live_run(cfg, f"{d}/clients{i}", live_seconds * CLIENT_RUN_FACTOR,
+                                          ReplaySource(images, fps, duration_s=None), clients=n, dashboard=dash,
+                                          stream=kind))
         # RTP output (ground-control software) to a receiver on loopback,
         # against the 0-client run above: its added latency and CPU.
         rtp_run = _live_run(cfg, f"{d}/rtp", live_seconds, ReplaySource(images, fps, duration_s=None),
@@ -185,18 +194,24 @@ def _clients_summary(runs: dict[str, list[dict]]) -> dict:
                "jpeg_p99_ms": med(rs, lambda r: r["latency"]["p99_ms"]),
                "cpu_percent": med(rs, lambda r: r["cpu_percent"]),
                "cpu_percent_runs": [r["cpu_percent"] for r in rs],
-               "frames_in": rs[0]["frames_in"], "jpeg_encodes": rs[0]["jpeg_encodes"]} for k, rs in runs.items()}
+               "h264_p99_ms": med(rs, lambda r: r["h264_latency"]["p99_ms"]),
+               "frames_in": rs[0]["frames_in"], "jpeg_encodes": rs[0]["jpeg_encodes"],
+               "h264_frames_sent": rs[0]["h264_frames_sent"]} for k, rs in runs.items()}
 
     def rise(a, b):
         return None if not a or b is None else round((b - a) / a * 100, 1)
 
-    zero, one, four = out["0"], out["1"], out["4+dashboard"]
+    zero, one, four, h264 = out["0"], out["1"], out["4+dashboard"], out["4+dashboard h264"]
     out["rise_pct"] = {"process_p99_vs_0": rise(zero["process_p99_ms"], four["process_p99_ms"]),
                        "cpu_vs_0": rise(zero["cpu_percent"], four["cpu_percent"]),
                        "jpeg_p99_vs_1": rise(one["jpeg_p99_ms"], four["jpeg_p99_ms"]),
-                       "cpu_vs_1": rise(one["cpu_percent"], four["cpu_percent"])}
+                       "cpu_vs_1": rise(one["cpu_percent"], four["cpu_percent"]),
+                       "h264_process_p99_vs_0": rise(zero["process_p99_ms"], h264["process_p99_ms"]),
+                       "h264_cpu_vs_0": rise(zero["cpu_percent"], h264["cpu_percent"])}
     out["cpu_vs_0_pairs"] = [rise(a["cpu_percent"], b["cpu_percent"])
                              for a, b in zip(runs["0"], runs["4+dashboard"])]
+    out["h264_cpu_vs_0_pairs"] = [rise(a["cpu_percent"], b["cpu_percent"])
+                                  for a, b in zip(runs["0"], runs["4+dashboard h264"])]
     return out
 
 
@@ -206,16 +221,21 @@ def _clients_summary(runs: dict[str, list[dict]]) -> dict:
 # compete for the GIL with the live path. Niced: on the 2-core bench machine
 # they would otherwise take CPU time the real viewers' devices spend elsewhere.
 _VIEWERS = r"""
-import os, sys, threading, time, urllib.request
+import os, sys, threading, time, urllib.error, urllib.request
 os.nice(19)  # stand-ins for phones and laptops: yield the shared cores to the live path
-url, n, dash = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+url, n, dash, kind = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
 def watch():
-    try:
-        with urllib.request.urlopen(url + "/stream/clean.mjpg", timeout=5) as r:
-            while r.read(65536):
-                pass
-    except Exception:
-        pass  # the stream ends when the server stops
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        try:
+            with urllib.request.urlopen(url + "/stream/clean." + kind, timeout=5) as r:
+                while r.read(65536):
+                    pass
+            return
+        except urllib.error.HTTPError:  # 503: the H.264 feed starts with the first packet
+            time.sleep(0.2)
+        except Exception:
+            return  # the stream ends when the server stops
 def poll():
     while True:
         try:
@@ -234,10 +254,10 @@ for t in threads:
 
 
 def _live_run(cfg: Config, tmpdir: str, seconds: float, source, clients: int = 1,
-              dashboard: bool = False, rtp: bool = False) -> dict:
+              dashboard: bool = False, rtp: bool = False, stream: str = "mjpg") -> dict:
     """``source`` through the whole live pipeline, recording both streams,
     with ``clients`` on the clean MJPEG stream (JPEGs are made only while
-    someone watches) and, with ``dashboard``, a page's polling of the
+    someone watches; ``stream="fmp4"``: the clean H.264 feed instead) and, with ``dashboard``, a page's polling of the
     status and timeline once a second (viewers in a child process). With
     ``rtp``, the RTP output sends to a marker-bit receiver in this process
     (rtclean.live.rtp_receiver) and the run reports hand-off to decoded."""
@@ -271,7 +291,7 @@ def _live_run(cfg: Config, tmpdir: str, seconds: float, source, clients: int = 1
         else:
             return
         viewers.append(subprocess.Popen([sys.executable, "-c", _VIEWERS, pipe.server.url, str(clients),
-                                         "1" if dashboard else "0"]))
+                                         "1" if dashboard else "0", stream]))
 
     starter = None
     if clients or dashboard:
@@ -305,6 +325,10 @@ def _live_run(cfg: Config, tmpdir: str, seconds: float, source, clients: int = 1
         "repairs": status["repairs"],
         "cpu_percent": cpu_percent,  # whole process (encoders too), % of one core
         "jpeg_encodes": pipe.hub.stats()["streams"]["clean"]["encodes"],
+        # capture time stamp -> H.264 fragment ready for the clients (the recorder's encode included)
+        "h264_latency": (pipe.feeds["clean"].latency.summary() if "clean" in pipe.feeds
+                         else {"median_ms": None, "p99_ms": None}),
+        "h264_frames_sent": pipe.feeds["clean"].frames if "clean" in pipe.feeds else 0,
     }
     if receiver is not None and pipe.rtp is not None:
         out["rtp"] = _rtp_figures(pipe.rtp, receiver)
@@ -348,13 +372,14 @@ def format_table(r: dict) -> str:
                      f"{o['batch']['files']} files on {o['batch']['jobs']} workers {o['batch']['x_realtime']}x")
     c = r.get("clients")
     if c:
-        for k in ("0", "1", "4+dashboard"):
+        for k in ("0", "1", "4+dashboard", "4+dashboard h264"):
             x = c[k]
-            lines.append(f"live clients {k:<12} ({x['runs']} runs, medians) process p99 {x['process_p99_ms']} ms, capture to JPEG p99 "
-                         f"{x['jpeg_p99_ms']} ms, CPU {x['cpu_percent']}% of a core, "
+            lines.append(f"live clients {k:<17} ({x['runs']} runs, medians) process p99 {x['process_p99_ms']} ms, "
+                         f"capture to JPEG p99 {x['jpeg_p99_ms']} ms, to H.264 p99 {x['h264_p99_ms']} ms, "
+                         f"CPU {x['cpu_percent']}% of a core, "
                          f"{x['jpeg_encodes']} JPEGs for {x['frames_in']} frames")
         lines.append("4 clients + dashboard, rise in % (medians): " + ", ".join(f"{k} {v}" for k, v in c["rise_pct"].items())
-                     + f"; CPU rise per alternated pair {c['cpu_vs_0_pairs']}")
+                     + f"; CPU rise per alternated pair: MJPEG {c['cpu_vs_0_pairs']}, H.264 {c['h264_cpu_vs_0_pairs']}")
     p = r.get("rtp")
     if p and p.get("latency"):
         lines.append(f"RTP output: hand-off to decoded on loopback median {p['latency']['median_ms']} ms, "

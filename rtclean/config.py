@@ -145,6 +145,9 @@ class LiveConfig:
     host: str = spec("127.0.0.1")
     port: int = spec(8080, lo=0, hi=65535)
     jpeg_quality: int = spec(80, lo=10, hi=100)
+    video: str = spec("auto", choices=("auto", "mjpeg"),
+                      doc="auto: browsers that can play H.264 get the DVR encoder's stream while "
+                          "recording (no encode per viewer), MJPEG otherwise; mjpeg: always MJPEG")
     mark_repaired: bool = spec(True, doc="tag synthesized frames in the live view")
     max_clients: int = spec(16, lo=1, hi=1000, doc="live stream connections served at once (503 beyond)")
     token: str = spec("", doc="secret for state-changing web controls; empty = those controls disabled")

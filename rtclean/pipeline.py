@@ -168,6 +168,7 @@ class LivePipeline:
         self.consumers: list = []
         self.display = None  # rtclean.display.Display when display.enabled
         self.rtp = None  # rtclean.live.rtp.RtpOutput when rtp.enabled
+        self.feeds: dict = {}  # stream -> rtclean.live.feed.VideoFeed (H.264 for browsers)
         self._inbox: DropOldestQueue[Frame] | queue.Queue
         self._t_start = time.monotonic()
         self.state = "starting"
@@ -192,6 +193,7 @@ class LivePipeline:
         self.processor.warm_up((w, h))
         log.info("detector: %s", describe_detector(self.processor.detector))
         self._inbox = DropOldestQueue(INBOX_FRAMES) if self.source.live else queue.Queue(maxsize=4)
+        self.feeds = self._make_feeds(fps)
         if self.cfg.record.enabled and (self.cfg.record.raw or self.cfg.record.clean):
             self.dvr = self._make_dvr(fps, (w, h))
             self.library = self.dvr.library
@@ -202,12 +204,26 @@ class LivePipeline:
             self.hub = LiveHub(self.cfg.live)
             self.hub.start()
             # control=self: the web controls use set_recording() and library.
-            self.server = LiveServer(self.cfg.live, self.hub, self.status, self.healthy, control=self)
+            self.server = LiveServer(self.cfg.live, self.hub, self.status, self.healthy, control=self,
+                                     feeds=self.feeds)
             self.server.start()  # logs "live view at <url>"
         if self.cfg.display.enabled and self.display is None:
             self._open_display()
         if self.cfg.rtp.enabled and self.rtp is None:
             self._open_rtp(fps, (w, h))
+
+    def _make_feeds(self, fps: float) -> dict:
+        """The live view's H.264 feeds (live/feed.py): the recorders' packets,
+        re-wrapped for browsers, per recorded stream. Not the clean stream
+        when its recorder looks ahead: that stream is late by design."""
+        c = self.cfg
+        if not (c.live.enabled and c.live.video == "auto" and c.record.enabled):
+            return {}
+        from rtclean.live.feed import VideoFeed
+
+        streams = [s for s in ("clean", "raw") if getattr(c.record, s)
+                   and not (s == "clean" and c.record.lookahead_ms > 0)]
+        return {s: VideoFeed(s, fps) for s in streams}
 
     def _make_dvr(self, fps: float, size: tuple[int, int]):
         """The DVR; its recorders get the repair settings, which the clean
@@ -219,7 +235,7 @@ class LivePipeline:
 
         options = dict(self._dvr_options)
         options["recorder_cls"] = functools.partial(options.get("recorder_cls", Recorder), repair=self.cfg.repair)
-        return Dvr(self.cfg.record, fps, size, **options)
+        return Dvr(self.cfg.record, fps, size, feeds=self.feeds, **options)
 
     def _open_display(self) -> None:
         """The HDMI output is optional: without pygame or a screen the

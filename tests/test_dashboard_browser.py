@@ -317,3 +317,69 @@ def test_dashboard_on_a_phone_screen(demo, browser):
             assert rw >= 360 and ry >= y + h - 2  # stacked under the clean feed on a phone
 
     asyncio.run(run())
+
+
+def set_recording(demo: Demo, on: bool) -> None:
+    req = urllib.request.Request(demo.url + "/api/record", data=json.dumps({"on": on}).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", "X-Rtclean-Token": TOKEN})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200
+
+
+def test_dashboard_plays_the_recorders_h264_while_recording_and_mjpeg_otherwise(demo, browser):
+    async def run():
+        async with aiohttp.ClientSession() as session:
+            page = await browser.page(session)
+            await page.goto(demo.url + "/")
+            await page.wait("document.getElementById('img-clean').naturalWidth === 720", what="MJPEG first")
+            assert await page.js("window.rtcleanLive.source('clean')") == "mjpeg"
+
+            # Recording: the page moves to the recorder's H.264 and stops the MJPEG stream.
+            set_recording(demo, True)
+            await page.wait("window.rtcleanLive.source('clean') === 'video'", timeout=30, what="H.264 playing")
+            wait_for(lambda: demo.status()["live"]["video"]["streams"]["clean"]["clients"] == 1, what="H.264 client")
+            wait_for(lambda: demo.status()["live"]["streams"]["clean"]["clients"] == 0, what="MJPEG closed")
+            encodes = demo.status()["live"]["streams"]["clean"]["encodes"]
+            rect = await page.rect("#vid-clean")
+            assert rect[2] > 250 and rect[3] > 200
+            a = crop(await page.screenshot(), rect)
+            await asyncio.sleep(1.0)
+            b = crop(await page.screenshot(), rect)
+            assert a.std() > 20 and b.std() > 20, "the H.264 picture is uniform"
+            assert np.abs(a.astype(int) - b.astype(int)).mean() > 2, "the H.264 picture does not change"
+            # The demo breaks up: replaced frames get the tag over the video.
+            await page.wait("!document.getElementById('tag-clean').hidden", timeout=20, what="a tagged frame")
+            assert await page.js("document.getElementById('tag-clean').textContent") in ("REPAIRED", "HOLD", "LOST")
+            stats = await page.js("window.rtcleanLive.player('clean').stats()")
+            assert stats["shown"] > 25
+            print("H.264 in headless Chromium: arrival to shown", stats)
+            # No JPEG was made for this viewer meanwhile.
+            assert demo.status()["live"]["streams"]["clean"]["encodes"] == encodes
+
+            # Side by side: both feeds as H.264.
+            await page.click('.seg button[data-mode="side"]')
+            await page.wait("window.rtcleanLive.source('raw') === 'video'", timeout=30, what="raw H.264")
+            assert crop(await page.screenshot(), await page.rect("#vid-raw")).std() > 20
+            await page.click('.seg button[data-mode="clean"]')
+            wait_for(lambda: demo.status()["live"]["video"]["streams"]["raw"]["clients"] == 0, what="raw closed")
+
+            # ?mjpeg keeps a viewer on MJPEG even while recording.
+            await page.goto(demo.url + "/?mjpeg")
+            await page.wait("document.getElementById('img-clean').naturalWidth === 720", what="MJPEG on ?mjpeg")
+            await page.wait("document.body.dataset.filled === '1'", what="status polled")
+            await asyncio.sleep(2.5)  # two more status polls: the page would have switched by now
+            assert await page.js("window.rtcleanLive.source('clean')") == "mjpeg"
+            assert await page.js("window.rtcleanLive.player('clean')") is None
+            await page.goto(demo.url + "/")
+            await page.wait("window.rtcleanLive.source('clean') === 'video'", timeout=30, what="H.264 again")
+
+            # Recording stops: back to MJPEG, picture and all.
+            set_recording(demo, False)
+            await page.wait("window.rtcleanLive.source('clean') === 'mjpeg'", timeout=20, what="back to MJPEG")
+            await page.wait("document.getElementById('img-clean').naturalWidth === 720", what="MJPEG image")
+            wait_for(lambda: demo.status()["live"]["streams"]["clean"]["clients"] == 1, what="MJPEG client")
+            wait_for(lambda: demo.status()["live"]["video"]["streams"]["clean"]["clients"] == 0, what="H.264 closed")
+            rect = await page.rect("#img-clean")
+            assert crop(await page.screenshot(), rect).std() > 20
+
+    asyncio.run(run())

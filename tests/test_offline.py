@@ -164,6 +164,13 @@ def test_bench_json_format(rtclean_cmd):
     assert o["batch"]["files"] == o["batch"]["jobs"] >= 1 and o["batch"]["x_realtime"] > 0
     assert o["batch"]["failed"] == []
     c = b["clients"]  # 0 and 4 clients + dashboard alternated, medians; JPEGs only while watched
-    assert c["0"]["runs"] == c["4+dashboard"]["runs"] == 3 and c["1"]["runs"] == 1
+    from rtclean.bench import CLIENT_PAIRS
+
+    assert c["0"]["runs"] == c["4+dashboard"]["runs"] == CLIENT_PAIRS and c["1"]["runs"] == 1
     assert c["0"]["jpeg_encodes"] == 0 < c["4+dashboard"]["jpeg_encodes"] <= c["4+dashboard"]["frames_in"]
-    assert len(c["cpu_vs_0_pairs"]) == 3 and c["rise_pct"]["cpu_vs_0"] is not None
+    assert len(c["cpu_vs_0_pairs"]) == CLIENT_PAIRS and c["rise_pct"]["cpu_vs_0"] is not None
+    # H.264 clients take the recorder's packets: frames sent, no JPEG made for them.
+    h = c["4+dashboard h264"]
+    assert h["runs"] == CLIENT_PAIRS and h["jpeg_encodes"] == 0 < h["h264_frames_sent"]
+    assert h["h264_p99_ms"] > 0 and len(c["h264_cpu_vs_0_pairs"]) == CLIENT_PAIRS
+    assert c["rise_pct"]["h264_cpu_vs_0"] is not None

@@ -5,6 +5,8 @@ Endpoints (DESIGN.md "HTTP (live view server)"):
     GET /                      the live page (static/index.html)
     GET /static/...            the page's CSS and JS
     GET /stream/clean.mjpg     multipart/x-mixed-replace JPEG stream, also raw.mjpg
+    GET /stream/clean.fmp4     the recorder's H.264 as framed fMP4 messages (feed.py), also
+                               raw.fmp4; 404 when live.video is mjpeg, 503 while not recording
     GET /snapshot/clean.jpg    the newest frame as one JPEG (503 before the first), also raw.jpg
     GET /api/status            status() + {"live": hub.stats()} as JSON
     GET /metrics               the same numbers in Prometheus text format
@@ -32,6 +34,7 @@ every new JPEG.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -46,6 +49,7 @@ from rtclean.config import LiveConfig
 from rtclean.errors import RtcleanError, listen_error
 from rtclean.live import auth, metrics, system
 from rtclean.live.auth import json_error
+from rtclean.live.feed import FeedMessage, end_message
 from rtclean.live.hub import STREAMS, LiveHub, LiveJpeg
 from rtclean.live.recordings_api import RecordingsApi, read_json
 
@@ -58,6 +62,8 @@ BOUNDARY = "rtcleanframe"
 # queued in the kernel; 128 KiB (the kernel doubles it) holds a few 720x576
 # JPEGs and still covers the bandwidth-delay product of a LAN or Wi-Fi link.
 STREAM_SNDBUF = 128 * 1024
+FEED_TYPE = "application/vnd.rtclean.fmp4-feed"  # framed messages, not a plain MP4 (feed.py)
+FEED_CHECK_S = 0.5  # how often an H.264 client's handler checks that the feed still runs
 NO_CACHE = {"Cache-Control": "no-store, no-cache, must-revalidate", "Pragma": "no-cache"}
 
 
@@ -94,9 +100,22 @@ class _Viewer:
             self.done.set_result(None)
 
 
+class _FeedViewer(_Viewer):
+    """One H.264 client: frames must arrive in order, so after a skipped one
+    it waits for the next keyframe."""
+
+    __slots__ = ("need_key", "head")
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.need_key = False
+        self.head = 0  # version of the C/I messages this client has
+
+
 class LiveServer:
     def __init__(self, cfg: LiveConfig, hub: LiveHub, status: Callable[[], dict],
-                 healthy: Callable[[], bool], *, control=None, stall_s: float = 20.0) -> None:
+                 healthy: Callable[[], bool], *, control=None, stall_s: float = 20.0,
+                 feeds: dict | None = None) -> None:
         """``control``: the LivePipeline (``set_recording(on)``, ``library``);
         None disables the recording controls (503) and the recordings list.
         ``stall_s``: a stream client whose socket accepted nothing for this
@@ -111,6 +130,10 @@ class LiveServer:
         # (stream, chunked) -> its latest JPEG and that JPEG framed as a multipart part
         self._parts: dict[tuple[str, bool], tuple[LiveJpeg, bytes]] = {}
         self._viewers: dict[str, set[_Viewer]] = {name: set() for name in STREAMS}
+        # stream -> VideoFeed (live/feed.py), and each feed's H.264 clients
+        self.feeds = dict(feeds or {})
+        self._feed_viewers: dict[str, set[_FeedViewer]] = {name: set() for name in STREAMS}
+        self._feed_listeners = {name: functools.partial(self._on_feed, name) for name in self.feeds}
         self.stall_s = stall_s
         self.idle_check_s = 5.0  # how often an idle stream checks that its client is still there
         self.url = ""
@@ -141,6 +164,8 @@ class LiveServer:
                 raise listen_error("live view", self.cfg.host, self.cfg.port, err) from None
             raise RtcleanError(f"live view: cannot start: {err}") from None
         self.hub.add_listener(self._on_jpeg)
+        for name, fn in self._feed_listeners.items():
+            self.feeds[name].add_listener(fn)
         log.info("live view at %s", self.url)
 
     def stop(self) -> None:
@@ -149,6 +174,8 @@ class LiveServer:
         if loop is None or thread is None:
             return
         self.hub.remove_listener(self._on_jpeg)
+        for name, fn in self._feed_listeners.items():
+            self.feeds[name].remove_listener(fn)
         try:
             fut = asyncio.run_coroutine_threadsafe(self._shutdown(), loop)
             fut.result(timeout=5)
@@ -183,6 +210,7 @@ class LiveServer:
         app.router.add_get("/", self._index)
         # No HEAD for streams: a HEAD response has no body to stream into.
         app.router.add_get("/stream/{name:clean|raw}.mjpg", self._stream, allow_head=False)
+        app.router.add_get("/stream/{name:clean|raw}.fmp4", self._video, allow_head=False)
         app.router.add_get("/snapshot/{name:clean|raw}.jpg", self._snapshot)
         app.router.add_get("/api/status", self._status)
         app.router.add_get("/metrics", self._metrics)
@@ -209,7 +237,7 @@ class LiveServer:
         self._stopping = True
         for name in STREAMS:  # wake snapshot waiters and end every stream
             self._wake(name)
-            for v in self._viewers[name]:
+            for v in (*self._viewers[name], *self._feed_viewers[name]):
                 v.end()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -266,6 +294,60 @@ class LiveServer:
             v.blocked_since = None
             t.write(self._part(stream, jpeg, v.chunked))
             v.seq = jpeg.seq
+
+    def _on_feed(self, stream: str, msg: FeedMessage) -> None:
+        """Feed listener, runs on the recorder thread: hand off if anyone watches."""
+        loop = self._loop
+        if not self._feed_viewers[stream] or loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._feed_send, stream, msg)
+        except RuntimeError:  # loop closed between the check and the call
+            pass
+
+    def _feed_send(self, stream: str, msg: FeedMessage) -> None:
+        """Write one frame message to every H.264 client of ``stream`` (loop thread).
+
+        Unlike a JPEG, a frame cannot be skipped alone: a client whose socket
+        is full (or that missed a frame) skips to the next keyframe, so a slow
+        phone loses the rest of a second of video, never the live edge.
+        """
+        if self._stopping:
+            return
+        now = self._loop.time()
+        for v in tuple(self._feed_viewers[stream]):
+            if v.seq >= msg.seq:
+                continue  # it got this frame when it joined
+            t = v.transport
+            if t.is_closing():
+                v.end()
+                continue
+            if msg.seq != v.seq + 1 or t.get_write_buffer_size():
+                v.need_key = True
+                if t.get_write_buffer_size():
+                    if v.blocked_since is None:
+                        v.blocked_since = now
+                    elif now - v.blocked_since > self.stall_s:
+                        log.info("live view: dropping %s H.264 client %s: it read nothing for %.0f s",
+                                 stream, v.remote, self.stall_s)
+                        t.abort()
+                        v.end()
+                        continue
+            if v.need_key and not msg.key:
+                v.seq = msg.seq  # skipped; the next frame is not a gap
+                continue
+            v.blocked_since = None
+            v.need_key = False
+            pieces = [msg.data]
+            if v.head != msg.head:  # first frame, or the encoder's parameters changed
+                head, v.head = self.feeds[stream].head()
+                pieces = [*head, msg.data]
+            self._write_chunk(t, v.chunked, b"".join(pieces))
+            v.seq = msg.seq
+
+    @staticmethod
+    def _write_chunk(transport: asyncio.Transport, chunked: bool, data: bytes) -> None:
+        transport.write(b"".join((f"{len(data):X}\r\n".encode(), data, b"\r\n")) if chunked else data)
 
     async def _newer(self, stream: str, after_seq: int, timeout: float | None = None) -> LiveJpeg | None:
         """The stream's latest JPEG once its seq is above ``after_seq``; None on stop/timeout."""
@@ -337,6 +419,71 @@ class LiveServer:
             self._stream_clients -= 1
         return resp
 
+    async def _video(self, request: web.Request) -> web.StreamResponse:
+        """The H.264 feed of a recorded stream (feed.py's message format)."""
+        name = request.match_info["name"]
+        feed = self.feeds.get(name)
+        if feed is None:
+            why = ("live.video is mjpeg" if self.cfg.video == "mjpeg" else
+                   "that stream is not recorded without delay (record.enabled, record.raw/clean, "
+                   "record.lookahead_ms)")
+            return web.Response(status=404, text=f"no H.264 feed of the {name} stream: {why}; "
+                                                 f"use /stream/{name}.mjpg\n", headers=NO_CACHE)
+        if not feed.available():
+            return web.Response(status=503, text=f"the {name} H.264 feed is not running (not recording "
+                                                 f"now); use /stream/{name}.mjpg\n",
+                                headers={"Retry-After": "2", **NO_CACHE})
+        if self._stream_clients >= self.cfg.max_clients:
+            return web.Response(status=503, text=f"too many live clients (max {self.cfg.max_clients})\n",
+                                headers={"Retry-After": "5"})
+        resp = web.StreamResponse(headers={"Content-Type": FEED_TYPE, **NO_CACHE})
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
+            # One small message per frame: send each at once (Nagle would hold it).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if request.version >= (1, 1):
+            resp.enable_chunked_encoding()
+        self._stream_clients += 1
+        viewer = None
+        try:
+            await resp.prepare(request)
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return resp
+            viewer = _FeedViewer(transport, resp.chunked, asyncio.get_running_loop().create_future(),
+                                 request.remote)
+            first, viewer.seq, viewer.head = feed.join()
+            viewer.need_key = not first  # no keyframe to start from yet: wait for one
+            if first:
+                self._write_chunk(transport, resp.chunked, b"".join(first))
+            self._feed_viewers[name].add(viewer)
+            while not viewer.done.done():
+                await asyncio.wait((viewer.done,), timeout=FEED_CHECK_S)
+                if transport.is_closing():
+                    break
+                if not viewer.done.done() and not feed.available():
+                    # Recording stopped (by hand, no signal, disk full): say so,
+                    # and the page goes on with MJPEG.
+                    self._write_chunk(transport, resp.chunked, end_message("recording stopped"))
+                    break
+            if self._stopping and not transport.is_closing():
+                self._write_chunk(transport, resp.chunked, end_message("server stopping"))
+        except ConnectionError:
+            pass
+        finally:
+            if viewer is not None:
+                viewer.end()
+                self._feed_viewers[name].discard(viewer)
+            self._stream_clients -= 1
+        return resp
+
+    def video_stats(self) -> dict:
+        """Per H.264 feed: running or not, its clients, frames, capture-to-fragment latency."""
+        return {"mode": self.cfg.video,
+                "streams": {name: {**feed.stats(), "clients": len(self._feed_viewers[name])}
+                            for name, feed in self.feeds.items()}}
+
     def _part(self, stream: str, jpeg: LiveJpeg, chunked: bool) -> bytes:
         """The multipart part of ``jpeg``, built once and shared by every
         client of the stream (the loop thread is the only caller); framed as
@@ -371,6 +518,7 @@ class LiveServer:
     def _full_status(self) -> dict:
         status = dict(self.status())
         status["live"] = self.hub.stats()
+        status["live"]["video"] = self.video_stats()
         status["counts"] = self.hub.counters()
         rec = status.get("recording") or {}
         free = rec.get("free_mb")

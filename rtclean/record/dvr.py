@@ -78,7 +78,9 @@ class Dvr:
     def __init__(self, cfg: RecordConfig, fps: float, size: tuple[int, int], *,
                  free_bytes: FreeBytes = disk_free_bytes,
                  recorder_cls: type[Recorder] = Recorder,
-                 retention_interval_s: float = 2.0) -> None:
+                 retention_interval_s: float = 2.0, feeds: dict | None = None) -> None:
+        """``feeds``: stream -> the live view's H.264 feed (live/feed.py) that
+        the stream's recorder hands its encoded packets to."""
         self.cfg = cfg
         self.fps, self.size = fps, size
         self.directory = Path(cfg.dir)
@@ -88,6 +90,7 @@ class Dvr:
         self.remuxer = Remuxer() if cfg.mp4 else None
         self.auto = AutoTrigger(cfg.start_after_s, cfg.stop_after_s) if cfg.auto else None
         self._recorder_cls = recorder_cls
+        self.feeds = dict(feeds or {})
         self._streams = [s for s in STREAMS if getattr(cfg, s)]
         self.recorders: dict[str, Recorder] = {}
         self._lock = threading.Lock()
@@ -201,7 +204,8 @@ class Dvr:
             if not self.directory.is_dir():
                 raise RtcleanError(f"recording directory {self.directory} is missing (medium removed?)")
             for s in self._streams:
-                rec = self._recorder_cls(s, self.cfg, self.fps, self.size, on_finished=self._finished)
+                extra = {"feed": self.feeds[s]} if s in self.feeds else {}
+                rec = self._recorder_cls(s, self.cfg, self.fps, self.size, on_finished=self._finished, **extra)
                 rec.start()
                 self.recorders[s] = rec
             return True

@@ -29,18 +29,23 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rtclean.config import RecordConfig, RepairConfig
 from rtclean.errors import RtcleanError
-from rtclean.frames import Processed
+from rtclean.frames import PASS, Processed
 from rtclean.mailbox import DropOldestQueue
 from rtclean.record.lookahead import CleanLookahead
 from rtclean.record.segments import SegmentKey
 from rtclean.record.sidecar import Sidecar
 from rtclean.record.writer import VideoWriter
 from rtclean.stats import Window
+
+if TYPE_CHECKING:
+    from rtclean.live.feed import VideoFeed
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +65,10 @@ ENCODER_THREADS = 1
 class Recorder:
     def __init__(self, stream: str, cfg: RecordConfig, fps: float,
                  size: tuple[int, int], on_finished: Callable[[Path], None] | None = None,
-                 repair: RepairConfig | None = None) -> None:
+                 repair: RepairConfig | None = None, feed: VideoFeed | None = None) -> None:
         """``repair``: the repair settings the look-ahead re-repairs with
-        (clean stream, ``cfg.lookahead_ms`` > 0); defaults without it."""
+        (clean stream, ``cfg.lookahead_ms`` > 0); defaults without it.
+        ``feed``: the live view's H.264 feed, given every encoded packet."""
         if stream not in STREAMS:
             raise ValueError(f"stream must be one of {STREAMS}, got {stream!r}")
         if not fps or fps <= 0:
@@ -84,6 +90,12 @@ class Recorder:
         self.error: str | None = None
         self.encode_ms = Window(500)
         self.on_finished = on_finished
+        self.feed = feed
+        # (capture time, action) of frames handed to the encoder whose packet
+        # has not come out yet: H.264 without B-frames gives one packet per
+        # frame, in order.
+        self._pending: deque[tuple[float, str]] = deque(maxlen=64)
+        self._feed_failed = False
         self.lookahead = (CleanLookahead(cfg.lookahead_ms / 1000.0, repair)
                           if stream == "clean" and cfg.lookahead_ms > 0 else None)
 
@@ -184,6 +196,8 @@ class Recorder:
         # drops show as gaps and the two files line up frame for frame.
         pts = max(0.0, p.frame.t - key.start)
         t0 = time.perf_counter()
+        if self.feed is not None:
+            self._pending.append((p.frame.t, p.action))
         self._writer.write(image, pts)
         self.encode_ms.add((time.perf_counter() - t0) * 1e3)
         if self._sidecar is not None:
@@ -192,9 +206,23 @@ class Recorder:
 
     def _open_writer(self, path: Path) -> VideoWriter:
         c = self.cfg
+        self._pending.clear()  # a new encoder: nothing of the old one is pending
         return VideoWriter(path, self.size[0], self.size[1], self.fps, codec=c.codec,
                            crf=c.crf, preset=c.preset, bitrate_kbps=c.bitrate_kbps,
-                           threads=ENCODER_THREADS, overwrite=False)
+                           threads=ENCODER_THREADS, overwrite=False,
+                           on_packet=self._on_packet if self.feed is not None else None)
+
+    def _on_packet(self, data: bytes, pts_s: float, key: bool) -> None:
+        """An encoded packet (encoder thread): on to the live view's feed.
+        The live view must never stop the recording: a failure is logged once."""
+        t, action = self._pending.popleft() if self._pending else (time.monotonic(), PASS)
+        try:
+            w, h = self.size
+            self.feed.push(data, key, t, action, (w + w % 2, h + h % 2))
+        except Exception:  # noqa: BLE001
+            if not self._feed_failed:
+                self._feed_failed = True
+                log.exception("%s recorder: live H.264 feed failed; recording goes on", self.stream)
 
     def _open_segment(self, key: SegmentKey) -> None:
         path = Path(f"{key.base}.{self.stream}.ts")

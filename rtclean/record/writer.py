@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -61,8 +62,12 @@ class VideoWriter:
                  preset: str = "ultrafast", bitrate_kbps: int = 4000,
                  gop: int | None = None, lossless: bool = False,
                  options: dict[str, str] | None = None, threads: int = 1,
-                 overwrite: bool = True) -> None:
+                 overwrite: bool = True,
+                 on_packet: Callable[[bytes, float, bool], None] | None = None) -> None:
+        """``on_packet(data, pts_s, key)`` is called with every encoded packet
+        once it is muxed (the live view's H.264 feed re-wraps them)."""
         self.path = Path(path)
+        self.on_packet = on_packet
         self.width, self.height = int(width), int(height)
         if self.width < 2 or self.height < 2:
             raise RtcleanError(f"{self.path}: cannot record a {width}x{height} picture")
@@ -186,13 +191,21 @@ class VideoWriter:
         frame.time_base = self._time_base
         try:
             for packet in self._stream.encode(frame):
-                self._container.mux(packet)
+                self._mux(packet)
         except av.error.FFmpegError as e:
             if self.frames == 0:  # FFmpeg opens the encoder on the first frame
                 raise RtcleanError(f"{self.path}: cannot start encoder {self.codec}"
                                    f" (hardware encoder missing?): {e}") from None
             raise RtcleanError(f"{self.path}: encoding failed: {e}") from None
         self.frames += 1
+
+    def _mux(self, packet: av.Packet) -> None:
+        tap = self.on_packet
+        # Read before mux(): muxing may rescale the packet's timestamps.
+        info = (bytes(packet), float(packet.pts * self._time_base), bool(packet.is_keyframe)) if tap else None
+        self._container.mux(packet)
+        if info is not None:
+            tap(*info)
 
     def close(self, fsync: bool = True) -> None:
         """Flush the encoder, finish the file and (by default) fsync it."""
@@ -202,7 +215,7 @@ class VideoWriter:
         try:
             if self.frames:  # an encoder that never opened has nothing to flush
                 for packet in self._stream.encode(None):
-                    self._container.mux(packet)
+                    self._mux(packet)
         finally:
             self._container.close()
         if fsync:

@@ -1,7 +1,13 @@
-// rtclean live page: MJPEG feeds (only the visible ones are streamed, so the
+// rtclean live page: the feeds (only the visible ones are streamed, so the
 // server encodes nothing nobody looks at), status tiles from /api/status, the
 // breakup timeline from /api/timeline, and the token-protected controls
 // (recording on/off, repaired-frame tag) through controls.js.
+//
+// A feed starts as MJPEG (works everywhere, at once). While its stream is
+// being recorded and the browser has Media Source Extensions, the page
+// switches to the recorder's own H.264 (player.js): no encode on the ground
+// station for this viewer and a fifth of the bytes. When recording stops or
+// the H.264 feed fails, it goes back to MJPEG.
 "use strict";
 
 (() => {
@@ -10,18 +16,28 @@
   const POLL_MS = 1000;
   const TIMELINE_S = 300;
   const TIMELINE_BINS = 300;
+  const VIDEO_RETRY_MS = 5000; // after an H.264 feed failed, MJPEG for at least this long
   const rt = window.rtclean;
+  const FEED = window.rtcleanFeed;
 
   const $ = (sel) => document.querySelector(sel);
   const viewer = $("#viewer");
   const imgs = { clean: $("#img-clean"), raw: $("#img-raw") };
+  const videos = { clean: $("#vid-clean"), raw: $("#vid-raw") };
+  const feeds = { clean: $("#feed-clean"), raw: $("#feed-raw") };
   const retry = { clean: null, raw: null };
+  const players = { clean: null, raw: null };
+  const videoReady = { clean: false, raw: false }; // the status says the H.264 feed runs
+  const videoBlocked = { clean: 0, raw: 0 };
+  // ?mjpeg in the address keeps this page on MJPEG (e.g. to compare).
+  const videoAllowed = !!(FEED && FEED.supported()) && !new URLSearchParams(location.search).has("mjpeg");
+  let markRepaired = true;
   let mode = "clean";
   let started = false;
 
   // ------------------------------------------------------------------ streams
 
-  function streamOn(name) {
+  function mjpegOn(name) {
     const img = imgs[name];
     if (img.dataset.live === "1") return;
     img.dataset.live = "1";
@@ -29,7 +45,7 @@
     img.src = `/stream/${name}.mjpg?c=${Date.now()}`;
   }
 
-  function streamOff(name) {
+  function mjpegOff(name) {
     const img = imgs[name];
     clearTimeout(retry[name]);
     if (img.dataset.live !== "1") return;
@@ -37,12 +53,93 @@
     img.src = BLANK; // replacing the source closes the MJPEG connection
   }
 
+  const canVideo = (name) => videoAllowed && videoReady[name] && Date.now() >= videoBlocked[name];
+
+  // The H.264 player starts beside the MJPEG image, which stays on screen
+  // (and streaming) until the video shows its first frame.
+  function videoOn(name) {
+    if (players[name]) return;
+    const p = new FEED.FeedPlayer(name, videos[name], {
+      onPlaying: () => {
+        if (players[name] !== p) return;
+        feeds[name].dataset.src = "video";
+        mjpegOff(name);
+      },
+      onEnd: () => {
+        if (players[name] !== p) return;
+        players[name] = null;
+        videoBlocked[name] = Date.now() + VIDEO_RETRY_MS;
+        videoFallback(name);
+      },
+      onTag: (tag) => showTag(name, tag),
+    });
+    players[name] = p;
+    p.start();
+  }
+
+  function videoOff(name) {
+    const p = players[name];
+    players[name] = null;
+    if (p) p.stop();
+    showTag(name, null);
+  }
+
+  function videoFallback(name) {
+    feeds[name].dataset.src = "mjpeg";
+    showTag(name, null);
+    if (started && wanted(name)) mjpegOn(name);
+  }
+
+  function showTag(name, tag) {
+    const el = document.getElementById(`tag-${name}`);
+    if (!el) return; // the raw feed is never tagged
+    const on = !!tag && markRepaired;
+    if (el.hidden === !on && el.dataset.tag === (tag || "")) return;
+    el.hidden = !on;
+    el.dataset.tag = tag || "";
+    el.textContent = tag || "";
+  }
+
+  function streamOn(name) {
+    if (!players[name] || feeds[name].dataset.src !== "video") mjpegOn(name);
+    if (canVideo(name)) videoOn(name);
+  }
+
+  function streamOff(name) {
+    videoOff(name);
+    mjpegOff(name);
+    feeds[name].dataset.src = "mjpeg";
+  }
+
+  // From each status poll: start the H.264 player where it became
+  // available, go back to MJPEG where it stopped.
+  function followVideo(s) {
+    const v = (s.live && s.live.video && s.live.video.streams) || {};
+    const rec = s.recording || {};
+    for (const name of Object.keys(videoReady)) {
+      videoReady[name] = !!(v[name] && v[name].available) && !!rec.active;
+      if (!started || !wanted(name)) continue;
+      if (players[name] && !videoReady[name]) {
+        videoOff(name);
+        videoFallback(name);
+      } else if (!players[name] && canVideo(name)) {
+        videoOn(name);
+      }
+    }
+  }
+
+  // For tests and curious users: which feed shows what.
+  window.rtcleanLive = {
+    source: (name) => feeds[name].dataset.src,
+    player: (name) => players[name],
+  };
+
   for (const name of Object.keys(imgs)) {
     imgs[name].addEventListener("error", () => {
       if (imgs[name].dataset.live !== "1") return;
       imgs[name].dataset.live = "0";
       clearTimeout(retry[name]);
-      retry[name] = setTimeout(() => { if (wanted(name)) streamOn(name); }, 1500);
+      retry[name] = setTimeout(() => { if (wanted(name) && feeds[name].dataset.src === "mjpeg") mjpegOn(name); }, 1500);
     });
   }
 
@@ -137,8 +234,13 @@
     set("latency.p50_ms", num(lat.p50_ms));
     set("latency.p99_ms", num(lat.p99_ms));
     const live = (s.live && s.live.latency) || {};
-    const viewers = s.live ? s.live.clients : undefined;
-    set("live.latency", `to JPEG ${num(live.median_ms)} ms · ${int(viewers)} viewer${viewers === 1 ? "" : "s"}`);
+    const vstreams = (s.live && s.live.video && s.live.video.streams) || {};
+    const vclean = vstreams.clean || {};
+    const vclients = Object.values(vstreams).reduce((a, x) => a + (x.clients || 0), 0);
+    const viewers = s.live ? s.live.clients + vclients : undefined;
+    const path = vclients && vclean.latency_ms ? `to H.264 ${num(vclean.latency_ms.median_ms)} ms`
+      : `to JPEG ${num(live.median_ms)} ms`;
+    set("live.latency", `${path} · ${int(viewers)} viewer${viewers === 1 ? "" : "s"}`);
 
     const rate = typeof s.breakup_rate === "number" ? s.breakup_rate : null;
     set("breakup_rate", rate === null ? "–" : `${(rate * 100).toFixed(1)}%`);
@@ -184,6 +286,7 @@
     set("detector.stage", typeof det.median_ms === "number" ? `detect ${num(det.median_ms, 1)} ms median` : "–");
 
     renderControls(s);
+    followVideo(s);
 
     $("#updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
     document.body.dataset.filled = "1";
@@ -208,6 +311,8 @@
     const why = !c.token_set ? "disabled: set live.token in the config" : "";
     recBtn.title = why || (c.recording ? "start/stop recording" : "recording is not set up in this run");
     const tag = !!(s.live && s.live.mark_repaired);
+    markRepaired = tag;
+    if (!tag) showTag("clean", null);
     tagBtn.setAttribute("aria-pressed", String(tag));
     tagBtn.textContent = tag ? "Tag on" : "Tag off";
     tagBtn.disabled = false;
