@@ -28,6 +28,7 @@ from rtclean.live.feed import STALE_S, TAG_CODES, VideoFeed, end_message, messag
 from rtclean.live.hub import tag_for
 from rtclean.record.writer import VideoWriter
 from tests.helpers import decode_frames, read_jsonl
+from tests.test_live import wait_until
 
 
 def clip_frames(clips_dir, name="box_handheld_640x480.mp4", n=40) -> list[np.ndarray]:
@@ -185,12 +186,7 @@ class Running:
         self.port = self.pipe.server.port
 
     def wait(self, cond, timeout=15.0, what="condition"):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if cond():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}")
+        wait_until(cond, timeout, what)
 
     def status(self) -> dict:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
@@ -274,6 +270,24 @@ def test_fmp4_stream_plays_the_clean_recording_and_costs_no_jpeg(running):
     want = {i + 1: TAG_CODES[tag_for(x["action"])] for i, x in enumerate(lines)}
     assert tags and all(tags[s] == want[s] for s in tags)
     assert any(tags.values()), "no repaired frame in a clip with 40 % breakup"
+
+
+def test_the_stream_goes_on_across_segment_switches(running):
+    r = running(record__segment_s=1.0)
+    r.wait(lambda: r.pipe.feeds["clean"].available(), what="clean feed running")
+    msgs = read_feed(r.port, "clean", 3.5)
+    frames = [m for m in msgs if m[0] == "F"]
+    assert "E" not in [m[0] for m in msgs], "a segment switch ended the stream"
+    assert [m[0] for m in msgs].count("I") == 1, "same encoder settings: no new init segment"
+    seqs = [frag_info(m[3]) for m in frames]
+    assert [s for s, _ in seqs] == list(range(seqs[0][0], seqs[0][0] + len(seqs))), "frames lost at a switch"
+    assert sum(k for _, k in seqs) >= 3  # each new segment's encoder starts with a keyframe
+    times = [m[2] for m in frames]
+    assert np.allclose(np.diff(times), 1 / 25), "media time is not continuous across segments"
+    with av.open(io.BytesIO(b"".join(m[3] for m in msgs[1:]))) as c:
+        assert sum(1 for _ in c.decode(video=0)) == len(frames)
+    r.close()
+    assert len(list(r.pipe.library.directory.glob("*.clean.*"))) >= 6  # several segments were written
 
 
 def test_a_client_that_stops_reading_resumes_at_a_keyframe(running):

@@ -282,16 +282,8 @@ class LiveServer:
             if t.is_closing():
                 v.end()
                 continue
-            if t.get_write_buffer_size():
-                if v.blocked_since is None:
-                    v.blocked_since = now
-                elif now - v.blocked_since > self.stall_s:
-                    log.info("live view: dropping %s stream client %s: it read nothing for %.0f s",
-                             stream, v.remote, self.stall_s)
-                    t.abort()
-                    v.end()
+            if self._full(v, now, stream, "stream"):
                 continue
-            v.blocked_since = None
             t.write(self._part(stream, jpeg, v.chunked))
             v.seq = jpeg.seq
 
@@ -322,21 +314,13 @@ class LiveServer:
             if t.is_closing():
                 v.end()
                 continue
-            if msg.seq != v.seq + 1 or t.get_write_buffer_size():
-                v.need_key = True
-                if t.get_write_buffer_size():
-                    if v.blocked_since is None:
-                        v.blocked_since = now
-                    elif now - v.blocked_since > self.stall_s:
-                        log.info("live view: dropping %s H.264 client %s: it read nothing for %.0f s",
-                                 stream, v.remote, self.stall_s)
-                        t.abort()
-                        v.end()
-                        continue
-            if v.need_key and not msg.key:
-                v.seq = msg.seq  # skipped; the next frame is not a gap
+            if self._full(v, now, stream, "H.264"):
+                v.need_key = True  # this frame is lost to it: resume at a keyframe
                 continue
-            v.blocked_since = None
+            if msg.seq != v.seq + 1:
+                v.need_key = True
+            if v.need_key and not msg.key:
+                continue
             v.need_key = False
             pieces = [msg.data]
             if v.head != msg.head:  # first frame, or the encoder's parameters changed
@@ -344,6 +328,23 @@ class LiveServer:
                 pieces = [*head, msg.data]
             self._write_chunk(t, v.chunked, b"".join(pieces))
             v.seq = msg.seq
+
+    def _full(self, v: _Viewer, now: float, stream: str, what: str) -> bool:
+        """True while the client's previous write still waits in user space
+        (its socket buffer is full: it reads slower than we send); a client
+        blocked for longer than ``stall_s`` is disconnected, so a dead peer
+        cannot hold a slot."""
+        if not v.transport.get_write_buffer_size():
+            v.blocked_since = None
+            return False
+        if v.blocked_since is None:
+            v.blocked_since = now
+        elif now - v.blocked_since > self.stall_s:
+            log.info("live view: dropping %s %s client %s: it read nothing for %.0f s",
+                     stream, what, v.remote, self.stall_s)
+            v.transport.abort()
+            v.end()
+        return True
 
     @staticmethod
     def _write_chunk(transport: asyncio.Transport, chunked: bool, data: bytes) -> None:
