@@ -319,11 +319,15 @@ def test_dashboard_on_a_phone_screen(demo, browser):
     asyncio.run(run())
 
 
-def set_recording(demo: Demo, on: bool) -> None:
-    req = urllib.request.Request(demo.url + "/api/record", data=json.dumps({"on": on}).encode(), method="POST",
+def post(demo: Demo, path: str, body: dict) -> None:
+    req = urllib.request.Request(demo.url + path, data=json.dumps(body).encode(), method="POST",
                                  headers={"Content-Type": "application/json", "X-Rtclean-Token": TOKEN})
     with urllib.request.urlopen(req, timeout=10) as r:
         assert r.status == 200
+
+
+def set_recording(demo: Demo, on: bool) -> None:
+    post(demo, "/api/record", {"on": on})
 
 
 def test_dashboard_plays_the_recorders_h264_while_recording_and_mjpeg_otherwise(demo, browser):
@@ -350,6 +354,16 @@ def test_dashboard_plays_the_recorders_h264_while_recording_and_mjpeg_otherwise(
             # The demo breaks up: replaced frames get the tag over the video.
             await page.wait("!document.getElementById('tag-clean').hidden", timeout=20, what="a tagged frame")
             assert await page.js("document.getElementById('tag-clean').textContent") in ("REPAIRED", "HOLD", "LOST")
+            # Tag off (token): the page stops drawing it over the video.
+            post(demo, "/api/tag", {"on": False})
+            await page.wait("document.getElementById('tag-toggle').getAttribute('aria-pressed') === 'false'",
+                            what="page saw the tag off")
+            shown = await page.js("new Promise(done => { let n = 0, k = 0; const t = setInterval(() => {"
+                                  " n += !document.getElementById('tag-clean').hidden;"
+                                  " if (++k === 30) { clearInterval(t); done(n); } }, 100); })")
+            assert shown == 0, "the tag stayed on the video after it was switched off"
+            post(demo, "/api/tag", {"on": True})
+            await page.wait("!document.getElementById('tag-clean').hidden", timeout=20, what="the tag back on")
             stats = await page.js("window.rtcleanLive.player('clean').stats()")
             assert stats["shown"] > 25
             print("H.264 in headless Chromium: arrival to shown", stats)

@@ -26,6 +26,7 @@ from rtclean.frames import HOLD, LOST, PASS, REPAIR_KEEP
 from rtclean.live import fmp4
 from rtclean.live.feed import STALE_S, TAG_CODES, VideoFeed, end_message, message
 from rtclean.live.hub import tag_for
+from rtclean.record.recorder import Recorder
 from rtclean.record.writer import VideoWriter
 from tests.helpers import decode_frames, read_jsonl
 from tests.test_live import wait_until
@@ -161,7 +162,7 @@ def test_packets_before_the_first_keyframe_are_not_sent():
 class Running:
     """A real LivePipeline on a paced replay of simulated breakup, recording."""
 
-    def __init__(self, tmp_path, **sets) -> None:
+    def __init__(self, tmp_path, recorder_cls=None, **sets) -> None:
         from rtclean.pipeline import LivePipeline
         from rtclean.sim.feed import render_clip
         from rtclean.sources.replay import ReplaySource
@@ -176,7 +177,8 @@ class Running:
             setattr(getattr(cfg, section), key, v)
         self.cfg = cfg
         frames = [f.image for f in render_clip(50, seed=3, breakup=0.4)]
-        self.pipe = LivePipeline(cfg, ReplaySource(frames, 25.0, duration_s=None))
+        self.pipe = LivePipeline(cfg, ReplaySource(frames, 25.0, duration_s=None),
+                                 **({"recorder_cls": recorder_cls} if recorder_cls else {}))
         self.thread = threading.Thread(target=self.pipe.run, daemon=True)
         self.thread.start()
         end = time.monotonic() + 30
@@ -202,8 +204,8 @@ class Running:
 def running(tmp_path):
     made = []
 
-    def make(**sets):
-        r = Running(tmp_path, **sets)
+    def make(recorder_cls=None, **sets):
+        r = Running(tmp_path, recorder_cls, **sets)
         made.append(r)
         return r
 
@@ -337,6 +339,47 @@ def test_stopping_the_recording_ends_the_stream_with_a_reason(running):
     conn.request("GET", "/stream/raw.fmp4")
     resp = conn.getresponse()
     assert resp.status == 503 and b"raw.mjpg" in resp.read()
+
+
+class SlowRecorder(Recorder):
+    """The real recorder, whose encoder (an overloaded Pi) takes 70 ms a
+    frame, slower than the 40 ms of a PAL frame, once ``slow`` is set."""
+
+    slow = threading.Event()
+
+    def _open_writer(self, path):
+        writer = super()._open_writer(path)
+        real = writer.write
+
+        def write(image, pts_s=None):
+            if self.slow.is_set() and self.stream == "clean":
+                time.sleep(0.07)
+            real(image, pts_s)
+
+        writer.write = write
+        return writer
+
+
+def test_a_feed_that_falls_behind_sends_its_viewers_back_to_mjpeg(running):
+    SlowRecorder.slow.clear()
+    r = running(recorder_cls=SlowRecorder)
+    r.wait(lambda: r.pipe.feeds["clean"].available(), what="clean feed running")
+    box = {}
+    reader = threading.Thread(target=lambda: box.setdefault("msgs", read_feed(r.port, "clean", 15.0)))
+    reader.start()
+    time.sleep(1.0)
+    SlowRecorder.slow.set()
+    reader.join()
+    SlowRecorder.slow.clear()
+    last = box["msgs"][-1]
+    assert last[0] == "E", "the stream went on while the recorder fell behind"
+    reason = json.loads(last[3])["reason"]
+    assert "behind the live picture" in reason, reason
+    # The MJPEG path stayed live meanwhile: a frame captured just now comes out at once.
+    st = r.status()
+    assert st["live"]["video"]["streams"]["clean"]["why_not"].startswith("the recorder is")
+    assert st["live"]["video"]["streams"]["raw"]["available"], "the raw stream's encoder kept up"
+    assert st["latency"]["p99_ms"] < 1000
 
 
 def test_no_feed_without_recording_or_with_mjpeg_chosen(running):

@@ -29,7 +29,8 @@ live-edge tracking absorbs.
 
 The feed carries what the recorder writes: none while recording is off, and
 the clean stream is delayed by ``record.lookahead_ms`` (the pipeline does not
-offer it then).
+offer it then). When the encoder falls behind (``LATE_S``) the feed is off
+too: its viewers go back to MJPEG, which stays live.
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ TAG_CODES = {None: 0, "REPAIRED": 1, "HOLD": 2, "LOST": 3}
 # streams; the page itself switches to MJPEG as soon as the status says
 # recording stopped.
 STALE_S = 3.0
+# The recorder's packets come out this long after capture, or later: the
+# encoder cannot keep up (an overloaded Pi; its queue holds seconds of
+# video). The H.264 viewers would watch the past, so the feed is declared off
+# and the page goes back to MJPEG, which stays live. A segment switch's fsync
+# delays a few frames by far less.
+LATE_S = 1.0
 # A keyframe interval longer than this many frames (a hardware encoder's
 # long GOP) is not kept whole for joining clients; they wait for the next.
 MAX_GOP = 300
@@ -98,6 +105,7 @@ class VideoFeed:
         self.bytes = 0
         self.skipped = 0  # packets before the first keyframe (nothing to decode them against)
         self.latency = Window(500)  # capture -> fragment ready, ms
+        self.behind_s = 0.0  # capture -> fragment ready of the newest frame, s
 
     # ------------------------------------------------------------ recorder thread
 
@@ -126,7 +134,8 @@ class VideoFeed:
             self.frames += 1
             self.bytes += len(msg_data)
             listeners = list(self._listeners)
-        self.latency.add((now - t_capture) * 1000.0)
+        self.behind_s = now - t_capture
+        self.latency.add(self.behind_s * 1000.0)
         for fn in listeners:
             fn(msg)
 
@@ -175,13 +184,23 @@ class VideoFeed:
                 return [], self._seq, 0
             return [*self._head, *(m.data for m in self._gop)], self._gop[-1].seq, self._head_version
 
-    def available(self, now: float | None = None) -> bool:
-        """Frames are flowing: recording is on and the parameters are known."""
+    def unavailable(self, now: float | None = None) -> str | None:
+        """Why the feed cannot be watched now, or None when frames flow in time."""
         now = time.monotonic() if now is None else now
-        return bool(self._head) and now - self.last_push < STALE_S
+        if not self._head or now - self.last_push >= STALE_S:
+            return "recording stopped" if self._head else "not recording"
+        if self.behind_s >= LATE_S:
+            return f"the recorder is {self.behind_s:.1f} s behind the live picture"
+        return None
+
+    def available(self, now: float | None = None) -> bool:
+        """Frames are flowing in time: recording is on, the parameters are known
+        and the encoder keeps up."""
+        return self.unavailable(now) is None
 
     def stats(self) -> dict:
         params = self._params
-        return {"available": self.available(), "frames": self.frames, "bytes": self.bytes,
+        why = self.unavailable()
+        return {"available": why is None, "why_not": why, "frames": self.frames, "bytes": self.bytes,
                 "codec": fmp4.codec_string(params[0]) if params else None,
                 "latency_ms": self.latency.summary()}

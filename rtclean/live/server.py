@@ -430,9 +430,10 @@ class LiveServer:
                    "record.lookahead_ms)")
             return web.Response(status=404, text=f"no H.264 feed of the {name} stream: {why}; "
                                                  f"use /stream/{name}.mjpg\n", headers=NO_CACHE)
-        if not feed.available():
-            return web.Response(status=503, text=f"the {name} H.264 feed is not running (not recording "
-                                                 f"now); use /stream/{name}.mjpg\n",
+        why = feed.unavailable()
+        if why is not None:
+            return web.Response(status=503, text=f"the {name} H.264 feed is off ({why}); "
+                                                 f"use /stream/{name}.mjpg\n",
                                 headers={"Retry-After": "2", **NO_CACHE})
         if self._stream_clients >= self.cfg.max_clients:
             return web.Response(status=503, text=f"too many live clients (max {self.cfg.max_clients})\n",
@@ -463,10 +464,11 @@ class LiveServer:
                 await asyncio.wait((viewer.done,), timeout=FEED_CHECK_S)
                 if transport.is_closing():
                     break
-                if not viewer.done.done() and not feed.available():
-                    # Recording stopped (by hand, no signal, disk full): say so,
-                    # and the page goes on with MJPEG.
-                    self._write_chunk(transport, resp.chunked, end_message("recording stopped"))
+                why = None if viewer.done.done() else feed.unavailable()
+                if why is not None:
+                    # Recording stopped (by hand, no signal, disk full) or the
+                    # encoder fell behind: say so, and the page goes on with MJPEG.
+                    self._write_chunk(transport, resp.chunked, end_message(why))
                     break
             if self._stopping and not transport.is_closing():
                 self._write_chunk(transport, resp.chunked, end_message("server stopping"))
