@@ -45,7 +45,17 @@ Features, per band of lines and per frame:
   must then be the line above it shifted sideways by two or more view
   pixels. Dark scene content at the picture edge continues the picture
   above it unshifted, which is why the shift test is needed (the blanking
-  cue alone fired on the real clips).
+  cue alone fired on the real clips). The blanking is not always there to
+  see: a scene dark at the exposed end (a dark border, a shadow) hides it,
+  and the sync's jitter smears it. So every line that breaks sharply from
+  the line above it (same field) while its neighbours do not, a band's top
+  or bottom edge, is also a candidate (``_shear``). A jump sideways must
+  explain it much better (``SHEAR_RAMP``), and it must be one jump of the
+  whole line: slanted texture and shallow edges are explained by a jump
+  too, but so are the line pairs next to them (a tear's lines continue
+  each other above and below its edge), an aliased stair step improves the
+  match in one place only (a moved line, all along it), and both were
+  there in the last clean frame (tears come and go).
 - colour: chroma energy against its running level (the colour killer drops
   a colourful picture to grey within a frame; a grey scene stays grey, a
   cut to a duller scene is not grey), and the two fields against each other
@@ -65,6 +75,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from rtclean.detect.base import Detector
 from rtclean.frames import DetectResult
@@ -92,6 +103,20 @@ CAP_FRESH = 8.0
 # learnt), never zero (a busier scene must not read as breakup for ever).
 DETAIL_RISE = (0.006, 0.003)
 TEAR_RAMP = (0.25, 0.5)  # shift-explained gain of a torn line (real clips peak at 0.2)
+# The same gain for a line picked by its break from the line above rather
+# than by blanking (``_shear``). Before the one-jump and new-jump rules
+# below, the untouched clips reached 0.32 at 1-6x their motion and the
+# simulators' clean frames 0.39; with them, no line of those 7232 frames
+# keeps any gain, while the image simulator's torn frames keep 0.5-0.92
+# (median 0.72; 88 of 107 above the ramp's start).
+SHEAR_RAMP = (0.45, 0.6)
+SHEAR_LINES = 8  # candidate lines per frame (the sharpest breaks)
+SHEAR_SPIKE = 1.5  # a candidate breaks this many times more than its neighbours do
+SHEAR_SAME = 0.2  # the same shift explaining a neighbour line pair this well: slanted texture
+SHEAR_BETTER = 12  # grey levels: a column the jump explains better ...
+SHEAR_PLACES = 3  # ... in at least this many separate runs along the line (a stair step: 1)
+SHEAR_REACH = 24  # lines: a like jump of the last clean frame this near is not new ...
+SHEAR_SEEN = 0.5  # ... when its gain was at least this share of the new one's
 RUN_RAMP = (6.0, 14.0)  # fresh streak pixels with a fresh neighbour along the line
 # Chroma clicks: the lowest level a Cr/Cb impulse must reach (the analog
 # simulator's clean frames, grain included, reach 7-8 at their 99.5th
@@ -149,6 +174,7 @@ class ClassicalDetector(Detector):
         self._prev_mask: np.ndarray | None = None
         self._prev_cmask: np.ndarray | None = None
         self._prev_coarse: np.ndarray | None = None
+        self._prev_y: np.ndarray | None = None  # the last clean frame's luma view (tearing must be new)
         self._prev_score = 0.0
 
     # ------------------------------------------------------------------ view
@@ -285,6 +311,7 @@ class ClassicalDetector(Detector):
         # three consecutive lines of a field: single dark-edged lines are scene detail
         edge_x = np.minimum(np.minimum(edge_x, np.roll(edge_x, -2)), np.roll(edge_x, -4))
         tear_bf = self._tear(y, edge_x > 0.5)
+        np.maximum(tear_bf, self._shear_bands(*self._shear(y)), out=tear_bf)
         tear = tear_bf.max(axis=1)
         # a cut: the coarse picture changes completely right after a clean
         # frame, with no sync bar, no colour collapse and no torn lines
@@ -339,6 +366,7 @@ class ClassicalDetector(Detector):
             base["c_fresh"] = min(base["c_fresh"], CAP_C_FRESH)
         self._prev_coarse = coarse
         if score < 0.5 or self._prev_mask is None:
+            self._prev_y = y.copy()
             self._prev_cmask = cmask
             self._prev_mask = mask  # a broken frame's clicks must not hide the next frame's
         self._prev_score = score
@@ -393,16 +421,8 @@ class ClassicalDetector(Detector):
         starts = starts[starts >= 2]
         if starts.size == 0:
             return tear
-        w = y.shape[1]
-        s_max = max(3, w // 6)
-        cols = np.arange(s_max, w - s_max, 2)
-        shifts = np.arange(-s_max, s_max + 1)
-        above = y[starts][:, cols[None, :] + shifts[:, None]].astype(np.int16)  # (n, shifts, cols)
-        line = y[starts + 2][:, None, cols].astype(np.int16)
-        ds = np.abs(line - above).mean(axis=2)
-        at0 = ds[:, s_max].copy()
-        ds[:, s_max - 1:s_max + 2] = np.inf  # a pixel of slant is the scene, not sync
-        gain = np.clip((at0 - ds.min(axis=1)) / (at0 + 4.0), 0.0, 1.0) * (at0 > 6.0)
+        gain, _ = ClassicalDetector._jump(y[starts].astype(np.int16), y[starts + 2].astype(np.int16),
+                                          max(3, y.shape[1] // 6), col_step=2)
         # Only a run's first line can be tested (the lines below it continue
         # the shifted picture), but the whole run is torn: a tear spanning
         # several bands scored in its first band only left the others' torn
@@ -421,6 +441,140 @@ class ClassicalDetector(Detector):
             col = tear[b0:b1 + 1, s & 1]
             np.maximum(col, g, out=col)
         return tear
+
+    def _shear(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per line of the view: how well a sideways shift explains the line
+        from the same-field line above it, for the SHEAR_LINES lines that
+        break most sharply from the line above while the lines around them
+        do not (0 elsewhere), when the break is new; and which side of that
+        edge is torn, when the last clean frame tells (1 below, -1 above,
+        0 unknown). A torn band's top and bottom edges are such breaks;
+        inside the band the lines continue each other, and busy texture
+        breaks on every line alike."""
+        h, w = y.shape
+        gains = np.zeros(h, np.float32)
+        sides = np.zeros(h, np.int8)
+        s_max = max(3, w // 6)
+        prev = self._prev_y
+        if h < 16 or w < 2 * s_max + 8 or prev is None or prev.shape != y.shape:
+            return gains, sides
+        step = _row_means(cv2.absdiff(y[2:, s_max:w - s_max], y[:-2, s_max:w - s_max]))  # line i + 2 against i
+        n = step.size
+        padded = np.pad(step, 6, mode="edge")
+        near = np.stack([padded[6 + k:6 + k + n] for k in (-6, -4, -2, 2, 4, 6)])  # same-field neighbours
+        near.sort(axis=0)
+        around = 0.5 * (near[2] + near[3])  # their median
+        spike = step / (around + 2.0)
+        spike[:6] = 0.0
+        spike[-6:] = 0.0
+        spike[step < 6.0] = 0.0  # flat lines: no shift can be told
+        cand = np.argpartition(spike, -SHEAR_LINES)[-SHEAR_LINES:]
+        cand = cand[spike[cand] > SHEAR_SPIKE]
+        if cand.size == 0:
+            return gains, sides
+        # A tear's edge is one jump: the lines above it continue each other
+        # unshifted, and so do the torn lines below it (their jitter is a
+        # pixel or two). Slanted scene texture (crop rows, a shallow or
+        # stair-stepped horizon) jumps on the neighbouring line pairs too.
+        yi = y.astype(np.int16)  # (a view of 180 columns: cheap)
+        gain, shift = self._jump(yi[cand], yi[cand + 2], s_max)
+        keep = gain > SHEAR_RAMP[0]  # most frames stop here
+        cand, gain, shift = cand[keep], gain[keep], shift[keep]
+        if cand.size == 0:
+            return gains, sides
+        upper = np.concatenate([np.clip(cand - 2, 0, h - 3), np.clip(cand + 2, 0, h - 3)])
+        g_nb, _ = self._jump(yi[upper], yi[upper + 2], s_max)
+        gain = np.where(np.maximum(g_nb[:cand.size], g_nb[cand.size:]) > SHEAR_SAME, 0.0, gain)
+        # A late line moves all of its picture: the jump improves the match
+        # at many separate places along the line. A displaced edge (one
+        # stair step of an aliased edge) improves it in one run of columns
+        # as wide as the jump, and nowhere else.
+        cols = np.arange(s_max, w - s_max)
+        line = yi[cand + 2][:, cols]
+        better = (np.abs(line - yi[cand][:, cols]) - np.abs(line - np.take_along_axis(
+            yi[cand], cols[None, :] + shift[:, None], axis=1))) > SHEAR_BETTER
+        places = better[:, 0] + np.count_nonzero(better[:, 1:] & ~better[:, :-1], axis=1)
+        gain = np.where(places < SHEAR_PLACES, 0.0, gain)
+        # ... and it is new: a stair-stepped edge (aliased graphics, scaled
+        # video) jumps sideways like a tear on a few lines, but the last
+        # clean frame had the same jump nearby (tears come and go at random)
+        k = np.arange(-SHEAR_REACH, SHEAR_REACH + 1, 2)
+        win = np.clip(cand[:, None] + k[None, :], 0, h - 3)  # (n, window) pairs (i, i + 2) of prev
+        ps = np.clip(shift[:, None] + np.arange(-2, 3)[None, :], -s_max, s_max)  # (n, 5)
+        pp = prev.astype(np.int16)
+        low = pp[win + 2][:, :, cols]  # (n, window, cols)
+        p0 = np.abs(low - pp[win][:, :, cols]).mean(axis=2)
+        idx = cols[None, None, :] + ps[:, :, None]  # (n, 5, cols)
+        up = pp[win]  # (n, window, w)
+        idx = np.broadcast_to(idx[:, None], (*win.shape, *idx.shape[1:]))  # (n, window, 5, cols)
+        moved = np.take_along_axis(up[:, :, None, :], idx, axis=3)
+        p_s = np.abs(low[:, :, None, :] - moved).mean(axis=3).min(axis=2)  # (n, window)
+        seen = ((p0 - p_s) / (p0 + 4.0)).max(axis=1)
+        gain = np.where(seen > SHEAR_SEEN * gain, 0.0, gain)
+        # Which side of the edge moved: the torn lines are the last clean
+        # frame's lines moved by the jump, the intact ones are not moved
+        # (below: line L = cand + 2 moved by shift; above: line L - 2 by -shift)
+        moved_by = []
+        for rows, sh in ((cand + 2, shift), (cand, -shift)):
+            cur = yi[rows][:, cols]
+            was = pp[rows]
+            d_still = np.abs(cur - was[:, cols]).mean(axis=1)
+            d_moved = np.abs(cur - np.take_along_axis(was, np.clip(cols[None, :] + sh[:, None], 0, w - 1),
+                                                     axis=1)).mean(axis=1)
+            moved_by.append(d_still - d_moved)
+        below, above = moved_by
+        side = np.where(below > np.maximum(above, 0.0) + 2.0, 1, np.where(above > np.maximum(below, 0.0) + 2.0, -1, 0))
+        gains[cand + 2] = gain
+        sides[cand + 2] = side
+        return gains, sides
+
+    @staticmethod
+    def _jump(up: np.ndarray, low: np.ndarray, s_max: int, col_step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """For line pairs (rows of ``up`` above rows of ``low``, int16): how
+        much better than unshifted a sideways jump of 2 .. s_max view
+        pixels explains the lower line (0 .. 1; 0 for pairs that hardly
+        differ unshifted), and that jump."""
+        w = up.shape[1]
+        shifts = np.arange(-s_max, s_max + 1)
+        # window j of ``up`` is its columns moved by shifts[j] (a view, no copy)
+        moved = sliding_window_view(up, w - 2 * s_max, axis=1)[:, :, ::col_step]  # (pairs, shifts, cols)
+        diff = low[:, None, s_max:w - s_max:col_step] - moved
+        np.abs(diff, out=diff)
+        ds = diff.sum(axis=2, dtype=np.int32) / np.float32(diff.shape[2])
+        at0 = ds[:, s_max].copy()
+        ds[:, s_max - 1:s_max + 2] = np.inf  # a pixel of slant is the scene, not sync
+        best = np.argmin(ds, axis=1)
+        gain = np.clip((at0 - ds[np.arange(len(best)), best]) / (at0 + 4.0), 0.0, 1.0)
+        return gain * (at0 > 6.0), shifts[best]  # a flat line pair tells nothing
+
+    @staticmethod
+    def _shear_bands(fresh: np.ndarray, sides: np.ndarray) -> np.ndarray:
+        """(band, field) tear gains, on TEAR_RAMP's scale, of the lines whose
+        shift gain is fresh and above SHEAR_RAMP's start. A band between two
+        such edges of one field is torn as a whole (its top and bottom
+        edges); a lone edge (a tear running off the picture, or one edge too
+        smooth to tell) marks its band and the next band on its torn side,
+        or on both sides when the last clean frame could not tell (the
+        repair's own checks narrow that down)."""
+        out = np.zeros((NBANDS, 2))
+        lines = np.nonzero(fresh > SHEAR_RAMP[0])[0]  # (fresh: 0 where not new)
+        if lines.size == 0:
+            return out
+        h = fresh.size
+        # SHEAR_RAMP mapped onto TEAR_RAMP: a shear edge scores as a blanked tear would
+        g = TEAR_RAMP[0] + (fresh[lines] - SHEAR_RAMP[0]) * (
+            (TEAR_RAMP[1] - TEAR_RAMP[0]) / (SHEAR_RAMP[1] - SHEAR_RAMP[0]))
+        for field in (0, 1):
+            sel = (lines & 1) == field
+            if not sel.any():
+                continue
+            bands = lines[sel] * NBANDS // h
+            if bands.size >= 2:
+                out[bands.min():bands.max() + 1, field] = g[sel].max()
+            else:
+                b, side = int(bands[0]), int(sides[lines[sel][0]])
+                out[max(b - (side <= 0), 0):b + 1 + (side >= 0), field] = g[sel][0]
+        return out
 
     @staticmethod
     def _sync_bar(y: np.ndarray) -> float:
