@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from rtclean.detect.classical import NBANDS, ClassicalDetector
+from rtclean.detect.classical import NBANDS, TEAR_RAMP, ClassicalDetector
 from rtclean.detect.nosignal import NoSignalCheck
 from rtclean.sim.breakup import inject
 from rtclean.sim.feed import degrade, render_clip
@@ -377,3 +377,26 @@ def test_shallow_edges_and_slanted_rows_are_not_tears(scale):
     det = ClassicalDetector(chroma_clicks=False)
     worst = max(det.detect(img).features["tear"] for img in _banking_flight(60, scale))
     assert worst < 0.25  # TEAR_RAMP's start: not even evidence
+
+
+def test_jump_edges_mark_each_tear_apart():
+    """Edges whose torn side is known open (below) and close (above) torn
+    stretches: two tears of one frame are marked as two, not as everything
+    between the first edge and the last; an edge of unknown side marks its
+    band and both neighbours."""
+    h = 576  # 36 lines a band
+    fresh = np.zeros(h, np.float32)
+    sides = np.zeros(h, np.int8)
+
+    def edge(line: int, side: int) -> None:
+        fresh[line], sides[line] = 0.8, side
+
+    edge(40, -1)  # a tear from the top of the picture down to line 40 (band 1)
+    edge(434, 1)  # another from line 434 (band 12) ...
+    edge(506, -1)  # ... to line 506 (band 14)
+    edge(251, 0)  # an edge of the other field (band 6), side unknown
+    bands = ClassicalDetector._shear_bands(fresh, sides)
+    even, odd = np.nonzero(bands[:, 0])[0].tolist(), np.nonzero(bands[:, 1])[0].tolist()
+    assert even == [0, 1, 12, 13, 14]
+    assert odd == [5, 6, 7]
+    assert bands.max() >= TEAR_RAMP[1]  # a gain of 0.8 is past SHEAR_RAMP: a full tear score

@@ -550,12 +550,13 @@ class ClassicalDetector(Detector):
     @staticmethod
     def _shear_bands(fresh: np.ndarray, sides: np.ndarray) -> np.ndarray:
         """(band, field) tear gains, on TEAR_RAMP's scale, of the lines whose
-        shift gain is fresh and above SHEAR_RAMP's start. A band between two
-        such edges of one field is torn as a whole (its top and bottom
-        edges); a lone edge (a tear running off the picture, or one edge too
-        smooth to tell) marks its band and the next band on its torn side,
-        or on both sides when the last clean frame could not tell (the
-        repair's own checks narrow that down)."""
+        shift gain is fresh and above SHEAR_RAMP's start. An edge with its
+        torn side below opens a torn stretch that runs to the field's next
+        edge (which closes it) or one band on; one torn above closes a
+        stretch that began at the previous edge or a band before; an edge
+        whose side the last clean frame could not tell marks its band and
+        the bands either side (the repair's own checks narrow that down).
+        Two tears of one frame stay two stretches."""
         out = np.zeros((NBANDS, 2))
         lines = np.nonzero(fresh > SHEAR_RAMP[0])[0]  # (fresh: 0 where not new)
         if lines.size == 0:
@@ -565,15 +566,18 @@ class ClassicalDetector(Detector):
         g = TEAR_RAMP[0] + (fresh[lines] - SHEAR_RAMP[0]) * (
             (TEAR_RAMP[1] - TEAR_RAMP[0]) / (SHEAR_RAMP[1] - SHEAR_RAMP[0]))
         for field in (0, 1):
-            sel = (lines & 1) == field
-            if not sel.any():
-                continue
-            bands = lines[sel] * NBANDS // h
-            if bands.size >= 2:
-                out[bands.min():bands.max() + 1, field] = g[sel].max()
-            else:
-                b, side = int(bands[0]), int(sides[lines[sel][0]])
-                out[max(b - (side <= 0), 0):b + 1 + (side >= 0), field] = g[sel][0]
+            sel = np.nonzero((lines & 1) == field)[0]
+            bands = (lines[sel] * NBANDS // h).tolist()
+            side = sides[lines[sel]].tolist()
+            for i, (b, sd, v) in enumerate(zip(bands, side, g[sel].tolist())):
+                if sd > 0:
+                    lo, hi = b, bands[i + 1] if i + 1 < len(bands) and side[i + 1] <= 0 else b + 1
+                elif sd < 0:
+                    lo, hi = bands[i - 1] if i > 0 and side[i - 1] >= 0 else b - 1, b
+                else:
+                    lo, hi = b - 1, b + 1
+                col = out[max(lo, 0):min(hi, NBANDS - 1) + 1, field]
+                np.maximum(col, v, out=col)
         return out
 
     @staticmethod
