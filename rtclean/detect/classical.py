@@ -495,6 +495,10 @@ class ClassicalDetector(Detector):
             yi[cand], cols[None, :] + shift[:, None], axis=1))) > SHEAR_BETTER
         places = better[:, 0] + np.count_nonzero(better[:, 1:] & ~better[:, :-1], axis=1)
         gain = np.where(places < SHEAR_PLACES, 0.0, gain)
+        keep = gain > 0.0
+        cand, gain, shift = cand[keep], gain[keep], shift[keep]
+        if cand.size == 0:
+            return gains, sides
         # ... and it is new: a stair-stepped edge (aliased graphics, scaled
         # video) jumps sideways like a tear on a few lines, but the last
         # clean frame had the same jump nearby (tears come and go at random)
