@@ -303,28 +303,39 @@ TEAR_CLIPS = ["walk_pan_720x480.mkv", "box_handheld_640x480.mp4", "cup_handheld_
               "foliage_pan_720x480.mkv", "bag_handheld_480x360.avi"]
 
 
-def _simulated_tears(clips_dir, shear: bool) -> tuple[int, int, int]:
-    """The simulator's tears (random severity, field, side, jitter) on every
-    other frame of five real clips: (caught, torn frames, clean frames
-    flagged). ``shear=False`` leaves the blanking cue alone."""
-    caught = torn = flagged = 0
+def _injected(clips_dir, kind: str, severity: tuple[float, float], seed: int, min_damage: float,
+              patch=None) -> tuple[int, int, int]:
+    """The simulator's ``kind`` (severity drawn from ``severity``, one field or
+    both) on every other frame of five real clips after 10 clean ones:
+    (caught, frames the evaluation counts as breakup: damaged-line share >=
+    ``min_damage``, clean frames flagged). ``patch(det)`` switches one of the
+    detector's cues to a baseline."""
+    caught = broken = flagged = 0
     for name in TEAR_CLIPS:
         src = [cv2.resize(x, (720, 576), interpolation=cv2.INTER_AREA) for x in frames(clips_dir / name, limit=50)]
         det = ClassicalDetector()
-        if not shear:
-            det._shear = lambda y: (np.zeros(y.shape[0], np.float32), np.zeros(y.shape[0], np.int8))
-        rng = np.random.default_rng(7)
+        if patch is not None:
+            patch(det)
+        rng = np.random.default_rng(seed)
         for i, img in enumerate(src):
             if i < 10 or i % 2:
                 flagged += det.detect(img).score >= 0.5
                 continue
             field = None if rng.random() < 0.5 else int(rng.integers(2))
-            out, label = inject(img, "tear", float(rng.uniform(0.2, 0.9)), rng, field=field)
+            out, label = inject(img, kind, float(rng.uniform(*severity)), rng, field=field)
             res = det.detect(out)
-            if label.damaged_lines >= 0.01:  # a frame the evaluation counts as breakup
-                torn += 1
+            if label.damaged_lines >= min_damage:
+                broken += 1
                 caught += res.score >= 0.5
-    return caught, torn, flagged
+    return caught, broken, flagged
+
+
+def _simulated_tears(clips_dir, shear: bool) -> tuple[int, int, int]:
+    """The simulator's tears (random severity, field, side, jitter): see
+    ``_injected``. ``shear=False`` leaves the blanking cue alone."""
+    def blanking_alone(det):
+        det._shear = lambda y: (np.zeros(y.shape[0], np.float32), np.zeros(y.shape[0], np.int8))
+    return _injected(clips_dir, "tear", (0.2, 0.9), 7, 0.01, None if shear else blanking_alone)
 
 
 def test_tears_are_caught_where_no_blanking_shows(clips_dir):
@@ -414,27 +425,12 @@ def _view_sampled_clicks(image: np.ndarray, w: int) -> np.ndarray:
 
 
 def _faint_sparklies(clips_dir, full_width: bool) -> tuple[int, int, int]:
-    """The simulator's faintest sparklies (12-40 short clicks) on every other
-    frame of five real clips: (caught, frames with clicks, clean frames
-    flagged). ``full_width=False`` runs the click test on the view's columns."""
-    caught = hit = flagged = 0
-    for name in TEAR_CLIPS:
-        src = [cv2.resize(x, (720, 576), interpolation=cv2.INTER_AREA) for x in frames(clips_dir / name, limit=50)]
-        det = ClassicalDetector()
-        if not full_width:
-            det._fine_clicks = _view_sampled_clicks
-        rng = np.random.default_rng(11)
-        for i, img in enumerate(src):
-            if i < 10 or i % 2:
-                flagged += det.detect(img).score >= 0.5
-                continue
-            field = None if rng.random() < 0.5 else int(rng.integers(2))
-            out, label = inject(img, "sparklies", float(rng.uniform(0.05, 0.2)), rng, field=field)
-            res = det.detect(out)
-            if label.damaged_lines >= 0.005:
-                hit += 1
-                caught += res.score >= 0.5
-    return caught, hit, flagged
+    """The simulator's faintest sparklies (12-40 short clicks): see
+    ``_injected``. ``full_width=False`` runs the click test on the view's
+    columns."""
+    def view_columns(det):
+        det._fine_clicks = _view_sampled_clicks
+    return _injected(clips_dir, "sparklies", (0.05, 0.2), 11, 0.005, None if full_width else view_columns)
 
 
 def test_faint_clicks_are_seen_at_full_width(clips_dir):
