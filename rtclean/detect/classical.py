@@ -232,7 +232,8 @@ class ClassicalDetector(Detector):
 
         Written into buffers kept between frames: a dozen full-frame
         temporaries would each cost a fresh allocation (page faults), which
-        doubled this step's time when measured."""
+        made this step about three times slower when measured (2.0 against
+        0.6 ms on its own)."""
         h, fw = image.shape[:2]
         key = (image.shape, w)
         if self._fine is None or self._fine[0] != key:
