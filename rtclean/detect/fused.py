@@ -36,6 +36,17 @@ never use the first model there (docs/training.md, "Recipe K"). When both
 models take the same input (size and preprocessing version) the frame is
 preprocessed once for both.
 
+The companion entry may carry its own agreement (``"agree": {"score": S,
+"click_runs": N}``, ``card_companion_agree``): on a frame where the
+classical detector saw at least N fresh click runs along a line (its
+``click_runs`` feature, below its own ramp), the companion's score counts
+from S instead of 0.5. Why: on DVR-stored sparklies the JPEG or H.264
+coding halves a click's contrast and wipes out the chroma dashes, so both
+the classical detector and the companion end just under their thresholds
+on the same frames (companion 0.40-0.50 with 3-10 click runs); on real
+clean frames the two rarely rise together (docs/training.md, "The
+companion's agreement").
+
 Scores are combined after calibration: every TFLiteDetector maps its own
 operating threshold to 0.5 (see ``calibrate``), the classical detector's
 threshold is 0.5 by construction, so ``detect.threshold`` keeps one meaning.
@@ -48,7 +59,8 @@ import numpy as np
 
 from rtclean.detect.base import Detector
 from rtclean.detect.classical import ClassicalDetector
-from rtclean.detect.tflite import Fusion, TFLiteDetector, card_fusion
+from rtclean.detect.tflite import (CompanionAgree, Fusion, TFLiteDetector, calibrate, card_companion_agree,
+                                   card_fusion)
 from rtclean.frames import DetectResult
 
 
@@ -56,11 +68,15 @@ class FusedDetector(Detector):
     name = "fused"
 
     def __init__(self, model: TFLiteDetector, classical: ClassicalDetector | None = None,
-                 fusion: Fusion | None = None, companion: TFLiteDetector | None = None) -> None:
+                 fusion: Fusion | None = None, companion: TFLiteDetector | None = None,
+                 companion_agree: CompanionAgree | None = None) -> None:
         self.model = model
         self.classical = classical or ClassicalDetector()
         self.fusion = card_fusion(model.model_path) if fusion is None else fusion
         self.companion = companion
+        if companion is not None and companion_agree is None:
+            companion_agree = card_companion_agree(model.model_path)
+        self.companion_agree = companion_agree
         self._shared_planes = companion is not None and companion.input_key() == model.input_key()
         self.runtime = model.runtime
         self.delegate = model.delegate
@@ -89,10 +105,16 @@ class FusedDetector(Detector):
         features["fusion_agree"] = float(agree)
         if self.companion is not None:
             s = self.companion.infer(planes) if self._shared_planes else self.companion.detect(image)
-            score = max(score, s.score)
-            bands = np.maximum(bands, s.bands)
+            s_score, s_bands = s.score, s.bands
+            a = self.companion_agree
+            helped = a is not None and s_score < 0.5 and c.features.get("click_runs", 0.0) >= a.click_runs
+            if helped:  # its score counts from a.score: a.score maps to 0.5 (monotonic)
+                s_score, s_bands = float(calibrate(s_score, a.score)), calibrate(s_bands, a.score)
+            score = max(score, s_score)
+            bands = np.maximum(bands, s_bands)
             features["companion_score"] = s.features["model_score"]
             features["companion_calibrated"] = s.score
+            features["companion_agree"] = float(helped)
         return DetectResult(score=score, bands=bands, features=features, fields=c.fields)
 
     def reset(self) -> None:

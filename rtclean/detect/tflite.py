@@ -312,6 +312,34 @@ def card_companion(model_path: str | Path) -> Path | None:
     return path
 
 
+@dataclass(frozen=True)
+class CompanionAgree:
+    """Where the companion's score counts from a lower threshold (the card's
+    ``companion.agree``; rtclean.detect.fused): ``score`` (calibrated, below
+    0.5) when the classical detector saw at least ``click_runs`` fresh click
+    runs along a line (its ``click_runs`` feature)."""
+
+    score: float
+    click_runs: float
+
+
+def card_companion_agree(model_path: str | Path) -> CompanionAgree | None:
+    """The companion's agreement rule in the card of ``model_path``, None
+    without one (the companion then counts at its own threshold only)."""
+    card, doc = _card(model_path)
+    spec = (doc or {}).get("companion")
+    if not isinstance(spec, dict) or spec.get("agree") is None:
+        return None
+    try:
+        a = CompanionAgree(float(spec["agree"]["score"]), float(spec["agree"]["click_runs"]))
+    except (ValueError, TypeError, KeyError) as e:
+        raise ModelError(f"{card}: unreadable companion agree rule (needs score and click_runs: {e})") from None
+    if not 0.0 < a.score < 0.5 or a.click_runs < 1:
+        raise ModelError(f"{card}: companion agree needs 0 < score < 0.5 and click_runs >= 1, "
+                         f"got score {a.score}, click_runs {a.click_runs}")
+    return a
+
+
 def load_companion(model_path: str | Path, delegate: str = "cpu", num_threads: int = 1) -> "TFLiteDetector | None":
     """The companion the card of ``model_path`` names, loaded; None when the
     card names none. A bad entry, a missing file or a model that does not
