@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def test_shipped_companion_is_checked_and_a_missing_one_warns(rtclean_cmd, tmp_p
     r = run_check(rtclean_cmd, tmp_path, "source.kind=demo")
     assert r.returncode == 0, r.stdout + r.stderr
     comp = finding(r.stdout, "companion")
-    assert comp.split()[0] == OK and "breakup_solo.tflite loads" in comp
+    assert comp.split()[0] == OK and "breakup_solo.tflite loads" in comp and "counts from 0.4" in comp
     models = Path(__file__).resolve().parents[1] / "models"
     lone = tmp_path / "lone"
     lone.mkdir()
@@ -92,3 +93,13 @@ def test_shipped_companion_is_checked_and_a_missing_one_warns(rtclean_cmd, tmp_p
     assert finding(r.stdout, "model").split()[0] == OK
     comp = finding(r.stdout, "companion")
     assert comp.split()[0] == WARN and "missing" in comp
+    # a companion whose agreement is unreadable still loads; check says so
+    card = json.loads((models / "breakup.json").read_text())
+    card["companion"]["agree"] = {"score": 0.7, "click_runs": 3}
+    (lone / "breakup.json").write_text(json.dumps(card))
+    (lone / "breakup_solo.tflite").write_bytes((models / "breakup_solo.tflite").read_bytes())
+    (lone / "breakup_solo.json").write_bytes((models / "breakup_solo.json").read_bytes())
+    r = run_check(rtclean_cmd, tmp_path, "source.kind=demo", f"detect.model={lone / 'breakup.tflite'}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    comp = finding(r.stdout, "companion")
+    assert comp.split()[0] == WARN and "0 < score < 0.5" in comp and "own threshold only" in comp

@@ -272,3 +272,15 @@ def test_shipped_rule_keeps_fast_pan_texture_clean(clips_dir):
         flagged += fused.detect(frame).score >= 0.5
     assert alone >= 5
     assert flagged == 0
+
+
+def test_bad_companion_agree_leaves_the_companion_at_its_own_threshold(tmp_path, caplog):
+    """An unreadable ``companion.agree`` costs neither model: the detector
+    loads both, says why, and the companion counts at 0.5 only."""
+    first, second = write_model(tmp_path / "first.tflite"), write_model(tmp_path / "second.tflite")
+    _card(first, AGREE, {"model": "second.tflite", "agree": {"score": 0.4, "click_runs": -1}})
+    _card(second)
+    caplog.set_level("WARNING", logger="rtclean")
+    det = make_detector(DetectConfig(model=str(first)), tmp_path)
+    assert isinstance(det, FusedDetector) and det.companion is not None and det.companion_agree is None
+    assert [r.getMessage() for r in caplog.records if "agreement left out" in r.getMessage()]

@@ -44,15 +44,21 @@ def load_fused(path: Path, delegate: str = "cpu", num_threads: int = 1,
     used is left out with a warning: the pair's first model still works
     under its own rule. A bad main model is a ModelError."""
     from rtclean.detect.fused import FusedDetector
-    from rtclean.detect.tflite import TFLiteDetector, load_companion
+    from rtclean.detect.tflite import TFLiteDetector, card_companion_agree, load_companion
 
     det = TFLiteDetector(path, delegate, num_threads)
+    agree = None
     try:
         companion = load_companion(path, delegate, num_threads)
     except ModelError as e:
         companion = None
         log.warning("detector: companion model left out (%s)", e)
-    return FusedDetector(det, classical, companion=companion)
+    if companion is not None:
+        try:
+            agree = card_companion_agree(path)
+        except ModelError as e:
+            log.warning("detector: the companion's agreement left out, it counts at its own threshold (%s)", e)
+    return FusedDetector(det, classical, companion=companion, companion_agree=agree)
 
 
 def make_detector(cfg: DetectConfig, root: Path) -> Detector:

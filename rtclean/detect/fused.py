@@ -40,7 +40,8 @@ The companion entry may carry its own agreement (``"agree": {"score": S,
 "click_runs": N}``, ``card_companion_agree``): on a frame where the
 classical detector saw at least N fresh click runs along a line (its
 ``click_runs`` feature, below its own ramp), the companion's score counts
-from S instead of 0.5. Why: on DVR-stored sparklies the JPEG or H.264
+from S instead of 0.5 (``load_fused`` reads it; a bad entry is left out
+with a warning, and the companion counts at 0.5 only). Why: on DVR-stored sparklies the JPEG or H.264
 coding halves a click's contrast and wipes out the chroma dashes, so both
 the classical detector and the companion end just under their thresholds
 on the same frames (companion 0.40-0.50 with 3-10 click runs); on real
@@ -59,8 +60,7 @@ import numpy as np
 
 from rtclean.detect.base import Detector
 from rtclean.detect.classical import ClassicalDetector
-from rtclean.detect.tflite import (CompanionAgree, Fusion, TFLiteDetector, calibrate, card_companion_agree,
-                                   card_fusion)
+from rtclean.detect.tflite import CompanionAgree, Fusion, TFLiteDetector, calibrate, card_fusion
 from rtclean.frames import DetectResult
 
 
@@ -74,9 +74,7 @@ class FusedDetector(Detector):
         self.classical = classical or ClassicalDetector()
         self.fusion = card_fusion(model.model_path) if fusion is None else fusion
         self.companion = companion
-        if companion is not None and companion_agree is None:
-            companion_agree = card_companion_agree(model.model_path)
-        self.companion_agree = companion_agree
+        self.companion_agree = companion_agree  # load_fused reads it from the card
         self._shared_planes = companion is not None and companion.input_key() == model.input_key()
         self.runtime = model.runtime
         self.delegate = model.delegate

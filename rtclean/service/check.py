@@ -43,7 +43,7 @@ class Finding:
 def _check_companion(path: Path, delegate: str) -> list[Finding]:
     """The companion model the card names, if any (rtclean.detect.fused):
     without it the detector runs on, a little less sensitive."""
-    from rtclean.detect.tflite import load_companion
+    from rtclean.detect.tflite import card_companion_agree, load_companion
 
     try:
         det = load_companion(path, delegate)
@@ -51,7 +51,14 @@ def _check_companion(path: Path, delegate: str) -> list[Finding]:
         return [Finding(WARN, "companion", f"{e} (the first model runs alone)")]
     if det is None:
         return []
-    return [Finding(OK, "companion", f"{det.model_path} loads with {det.runtime} ({delegate})")]
+    loads = f"{det.model_path} loads with {det.runtime} ({delegate})"
+    try:
+        a = card_companion_agree(path)
+    except RtcleanError as e:
+        return [Finding(WARN, "companion", f"{loads}, but {e} (it counts at its own threshold only)")]
+    if a is not None:
+        loads += f"; counts from {a.score:g} with {a.click_runs:g}+ fresh click runs (companion.agree)"
+    return [Finding(OK, "companion", loads)]
 
 
 def check_detector(cfg: Config, root: Path) -> list[Finding]:
