@@ -65,6 +65,12 @@ Features, per band of lines and per frame:
   a colourful picture to grey within a frame; a grey scene stays grey, a
   cut to a duller scene is not grey), and the two fields against each other
   (the killer can hit one field; the other keeps the scene's colour).
+- coloured snow after 4:2:0 coding: an H.264 or MJPEG DVR smooths light
+  snow's line-to-line luma impulses below the noise cue, but its colour
+  confetti survives from line pair to line pair (the chroma grid of 4:2:0
+  video). Per band, how far each line pair's Cr or Cb stands out of the
+  pairs above and below, against its running level (``COLOUR_SNOW_K``).
+  Switched off with the chroma clicks (rendered graphics).
 - rolling: uniformly black lines (the vertical-sync bar) inside the picture
   that were not there before; black runs touching the top or bottom edge
   are letterboxing, not a sync bar.
@@ -144,6 +150,20 @@ CHROMA_LUMA_MAX = 16  # ... while luma stands out by less than this (clicks ther
 # the simulator's clean frames and the real clips show 0-14.
 CAP_C_FRESH = 40.0
 PRIOR_C_NOISE = 0.5  # starting ceiling of that running mean (as PRIOR_NOISE)
+# Coloured snow after 4:2:0 coding (an H.264 or MJPEG DVR): how far each
+# line pair's Cr or Cb stands out of the pairs above and below, per band,
+# against COLOUR_SNOW_K times the band's running level. The untouched clips
+# reach 0.47 at 1-6x their motion, the simulators' clean frames 0.77 (the
+# frame after a snow burst, whose H.264 residue fades); snow that the coding
+# smoothed out of the luma test keeps 1-8.
+COLOUR_SNOW_K = 3.0
+COLOUR_SNOW_RAMP = (1.0, 2.0)
+# The running level's ceiling, also where it starts at most. The real clips'
+# bands reach 1.6 (carphone, 176x144). Not lower at the start, unlike the
+# luma levels: a camera's own colour noise is there from the first frame
+# (Gaussian noise of sigma 6 per channel puts any clip at 2.4-3.3), and
+# from 0.5 the level would take many frames to rise to it.
+CAP_P_NOISE = 1.5
 CHROMA_TOTAL_RAMP = (12.0, 24.0)  # fresh chroma click pixels in the frame
 CHROMA_RUN_RAMP = (2.0, 5.0)  # ... that have a fresh neighbour along the line
 # a streak pixel is "fresh" when the previous clean frame had no streak pixel
@@ -223,6 +243,19 @@ class ClassicalDetector(Detector):
             out = p if out is None else cv2.max(out, p)
         return out
 
+    def _pair_chroma_noise(self, planes: tuple[np.ndarray, ...], h: int) -> np.ndarray:
+        """Per band: the mean of how far each line pair's Cr or Cb stands out
+        of the pairs above and below. Line pairs are the chroma grid of
+        4:2:0 video: there a one-line chroma test sees nothing (both lines
+        of a pair share their colour), while coloured snow still shows as
+        confetti from pair to pair."""
+        out = None
+        for c in planes:
+            pr = cv2.resize(c[:h // 2 * 2], (c.shape[1], h // 2), interpolation=cv2.INTER_AREA)
+            p = _peaks(pr[1:-1], pr[:-2], pr[2:])
+            out = p if out is None else cv2.max(out, p)
+        return np.bincount(self._pair_band, weights=_row_means(out), minlength=NBANDS) / self._pair_rows
+
     def _fine_clicks(self, image: np.ndarray, w: int) -> np.ndarray:
         """The click streak mask of lines 2 .. h-3 at view width ``w``: full-width
         luma pixels that stand out of both same-field and both other-field
@@ -279,6 +312,9 @@ class ClassicalDetector(Detector):
         self._bin = band * 2 + (lines & 1)  # (band, field) bin of each line
         self._bin_rows = np.maximum(np.bincount(self._bin, minlength=2 * NBANDS), 1)
         self._band_px = self._bin_rows.reshape(NBANDS, 2) * w  # view pixels per band and field
+        pair_lines = np.arange(1, h // 2 - 1) * 2  # first line of each pair that has both neighbours
+        self._pair_band = np.minimum(pair_lines * NBANDS // h, NBANDS - 1)
+        self._pair_rows = np.maximum(np.bincount(self._pair_band, minlength=NBANDS), 1)
 
     def _per_band(self, rows: np.ndarray) -> np.ndarray:
         """(NBANDS, 2) means of per-line values, by band and field."""
@@ -336,6 +372,9 @@ class ClassicalDetector(Detector):
                 c_bf = self._per_band(_row_means(cnew)) / 255.0 * self._band_px
                 c_runs = float(cv2.countNonZero(cv2.bitwise_and(cnew[:, 1:], cnew[:, :-1])))
 
+        # coloured snow that coding took out of the luma test (see COLOUR_SNOW_K)
+        p_noise = self._pair_chroma_noise(planes, h) if planes and self.chroma_clicks else np.zeros(NBANDS)
+
         # tearing: a late (early) line shows the black blanking at its left
         # (right) end while the line itself is a normal picture
         row = _row_means(mid)
@@ -360,7 +399,7 @@ class ClassicalDetector(Detector):
         if not base:
             # the first frame may itself be broken (see PRIOR_NOISE)
             base.update(noise=np.minimum(noise, PRIOR_NOISE), fresh=np.minimum(fresh_px, CAP_FRESH),
-                        edge=edge.copy(), chroma=chroma_level, black=black, c_noise=min(c_noise, PRIOR_C_NOISE),
+                        edge=edge.copy(), chroma=chroma_level, black=black, c_noise=min(c_noise, PRIOR_C_NOISE), p_noise=np.minimum(p_noise, CAP_P_NOISE),
                         c_fresh=min(c_count, CAP_C_FRESH))
         colour_loss = float(_ramp(field_split, 0.6, 0.85))
         # the colour killer leaves a grey picture, not merely a duller scene
@@ -371,6 +410,7 @@ class ClassicalDetector(Detector):
         # excess over the band's (line's) own history: scene detail, noise
         # floor and picture edges vary a lot between cameras and scenes
         noise_x = noise - 1.4 * base["noise"] - 1.0
+        colour_snow = _ramp(p_noise - COLOUR_SNOW_K * base["p_noise"], *COLOUR_SNOW_RAMP)
         fresh_x = fresh_px - 2.0 * base["fresh"] - 3.0
         # clicks are scattered over the whole picture: the frame total
         # separates them from a patch of new scene detail better than one band
@@ -392,6 +432,7 @@ class ClassicalDetector(Detector):
                   and tear.max() < TEAR_RAMP[0])
         band_scores = np.maximum(_ramp(noise_x, 4.5, 7.0), _ramp(fresh_x, 8.0, 20.0))
         band_scores = np.maximum(band_scores, _ramp(tear, *TEAR_RAMP))
+        band_scores = np.maximum(band_scores, colour_snow)
         # gross damage needs no history (full static after a cut is still static)
         gross = _ramp(noise, 14.0, 20.0)
         band_scores = gross if is_cut else np.maximum(band_scores, gross)
@@ -414,13 +455,14 @@ class ClassicalDetector(Detector):
         # the grey-picture and roll cues concern both fields; a one-field
         # colour killer only the greyer one
         both = max(roll, colour_loss) if colour_loss > split else roll
+        both = max(both, float(colour_snow.max()))  # a line pair is one line of each field
         fields = self._field_scores(noise_bf, fresh_bf, tear_bf, is_cut, clicks, both, split, c_even < c_odd,
                                     cclicks * (c_bf > 0))
 
         # running levels: follow the scene on clean frames, jump on cuts
         if is_cut and gross.max() == 0:
             base.update(noise=np.minimum(noise, CAP_NOISE), fresh=np.minimum(fresh_px, CAP_FRESH),
-                        edge=edge.copy(), chroma=chroma_level, black=black, c_noise=c_noise)
+                        edge=edge.copy(), chroma=chroma_level, black=black, c_noise=c_noise, p_noise=p_noise.copy())
         else:
             a = FAST_ALPHA if score < 0.2 else SLOW_ALPHA
             for key, val in (("edge", edge), ("chroma", chroma_level), ("black", black)):
@@ -428,13 +470,14 @@ class ClassicalDetector(Detector):
             # detail levels rise slowly and fall fast: clicks come in bursts,
             # and a burst too faint to be caught must not teach the detector
             # that clicks are normal
-            for key, val in (("noise", noise), ("fresh", fresh_px), ("c_noise", c_noise), ("c_fresh", c_total)):
+            for key, val in (("noise", noise), ("fresh", fresh_px), ("c_noise", c_noise), ("c_fresh", c_total), ("p_noise", p_noise)):
                 up = val > base[key]
                 rise = DETAIL_RISE[0] if score < 0.05 else DETAIL_RISE[1]
                 base[key] = base[key] + np.where(up, rise, 2 * a) * (val - base[key])
             base["noise"] = np.minimum(base["noise"], CAP_NOISE)
             base["fresh"] = np.minimum(base["fresh"], CAP_FRESH)
             base["c_fresh"] = min(base["c_fresh"], CAP_C_FRESH)
+            base["p_noise"] = np.minimum(base["p_noise"], CAP_P_NOISE)
         self._prev_coarse = coarse
         if score < 0.5 or self._prev_mask is None:
             self._prev_y = y.copy()
@@ -447,8 +490,10 @@ class ClassicalDetector(Detector):
             "noise": float(noise.max()), "noise_excess": float(noise_x.max()),
             "fresh": float(fresh_px.max()), "fresh_excess": float(fresh_x.max()),
             "fresh_total_excess": float(total_x), "clicks": clicks,
-            "tear": float(tear.max()), "runs": view_runs, "click_runs": runs, "chroma_clicks": cclicks, "chroma_runs": c_runs, "chroma_total": c_total, "chroma_base": c_base, "chroma": chroma_level, "chroma_base": float(base["chroma"]),
+            "tear": float(tear.max()), "runs": view_runs, "click_runs": runs, "chroma_clicks": cclicks, "chroma_runs": c_runs, "chroma_total": c_total,
+            "chroma_fresh_base": c_base, "chroma": chroma_level, "chroma_base": float(base["chroma"]),
             "colour_loss": colour_loss, "field_split": field_split,
+            "colour_snow": float(colour_snow.max()), "pair_chroma_noise": float(p_noise.max()),
             "black_rows": black, "roll": roll, "cut": cut,
         }
         return DetectResult(score=score, bands=band_scores.astype(np.float32), features=features, fields=fields)
