@@ -399,8 +399,8 @@ class ClassicalDetector(Detector):
         if not base:
             # the first frame may itself be broken (see PRIOR_NOISE)
             base.update(noise=np.minimum(noise, PRIOR_NOISE), fresh=np.minimum(fresh_px, CAP_FRESH),
-                        edge=edge.copy(), chroma=chroma_level, black=black, c_noise=min(c_noise, PRIOR_C_NOISE), p_noise=np.minimum(p_noise, CAP_P_NOISE),
-                        c_fresh=min(c_count, CAP_C_FRESH))
+                        edge=edge.copy(), chroma=chroma_level, black=black, c_noise=min(c_noise, PRIOR_C_NOISE),
+                        c_fresh=min(c_count, CAP_C_FRESH), p_noise=np.minimum(p_noise, CAP_P_NOISE))
         colour_loss = float(_ramp(field_split, 0.6, 0.85))
         # the colour killer leaves a grey picture, not merely a duller scene
         if base["chroma"] > 6.0 and chroma_level < GREY_CHROMA:
@@ -455,7 +455,12 @@ class ClassicalDetector(Detector):
         # the grey-picture and roll cues concern both fields; a one-field
         # colour killer only the greyer one
         both = max(roll, colour_loss) if colour_loss > split else roll
-        both = max(both, float(colour_snow.max()))  # a line pair is one line of each field
+        if _ramp(noise_x, 4.5, 7.0).max() < 0.5:
+            # snow the luma cue missed (coding smoothed it): a line pair is a
+            # line of each field, so both count. Where the luma cue sees the
+            # snow, its per-field test names the field (the other one is
+            # real picture that field repair uses).
+            both = max(both, float(colour_snow.max()))
         fields = self._field_scores(noise_bf, fresh_bf, tear_bf, is_cut, clicks, both, split, c_even < c_odd,
                                     cclicks * (c_bf > 0))
 
@@ -470,7 +475,8 @@ class ClassicalDetector(Detector):
             # detail levels rise slowly and fall fast: clicks come in bursts,
             # and a burst too faint to be caught must not teach the detector
             # that clicks are normal
-            for key, val in (("noise", noise), ("fresh", fresh_px), ("c_noise", c_noise), ("c_fresh", c_total), ("p_noise", p_noise)):
+            for key, val in (("noise", noise), ("fresh", fresh_px), ("c_noise", c_noise), ("c_fresh", c_total),
+                             ("p_noise", p_noise)):
                 up = val > base[key]
                 rise = DETAIL_RISE[0] if score < 0.05 else DETAIL_RISE[1]
                 base[key] = base[key] + np.where(up, rise, 2 * a) * (val - base[key])

@@ -41,12 +41,12 @@ The companion entry may carry its own agreement (``"agree": {"score": S,
 classical detector saw at least N fresh click runs along a line (its
 ``click_runs`` feature, below its own ramp), the companion's score counts
 from S instead of 0.5 (``load_fused`` reads it; a bad entry is left out
-with a warning, and the companion counts at 0.5 only). Why: on DVR-stored sparklies the JPEG or H.264
-coding halves a click's contrast and wipes out the chroma dashes, so both
-the classical detector and the companion end just under their thresholds
-on the same frames (companion 0.40-0.50 with 3-10 click runs); on real
-clean frames the two rarely rise together (docs/training.md, "The
-companion's agreement").
+with a warning, and the companion counts at 0.5 only). Why: on DVR-stored
+sparklies the JPEG or H.264 coding halves a click's contrast and wipes out
+the chroma dashes, so both the classical detector and the companion end
+just under their thresholds on the same frames (companion 0.40-0.50 with
+3-10 click runs); on real clean frames the two rarely rise together
+(docs/training.md, "The companion's agreement").
 
 Scores are combined after calibration: every TFLiteDetector maps its own
 operating threshold to 0.5 (see ``calibrate``), the classical detector's
