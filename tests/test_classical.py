@@ -491,34 +491,31 @@ def test_coloured_snow_is_seen_after_h264_coding(clips_dir):
     which the H.264 stream still paints with its residue (counted apart)."""
     from rtclean.train.synth import H264Dvr
 
-    stored: list[tuple[np.ndarray, bool, bool]] = []  # (frame, snow, right after snow)
+    clips = []  # per clip: (stored frame, snow, right after snow)
     for name in TEAR_CLIPS:
         src = [cv2.resize(x, (720, 576), interpolation=cv2.INTER_AREA) for x in frames(clips_dir / name, limit=50)]
         rng = np.random.default_rng(3)
         dvr = H264Dvr(3000)
+        stored = []
         for i, img in enumerate(src):
             snow = i >= 10 and i % 5 == 2
             if snow:
                 img = inject(img, "snow", float(rng.uniform(0.1, 0.3)), rng, field=None)[0]
             stored.append((dvr(img), snow, i >= 10 and i % 5 == 3))
-        stored.append((None, False, False))  # next clip: a fresh detector
+        clips.append(stored)
     results = {}
     for cue in (True, False):
         caught = flagged = 0
-        det = None
-        for img, snow, after in stored:
-            if img is None:
-                det = None
-                continue
-            if det is None:
-                det = ClassicalDetector()
-                if not cue:
-                    det._pair_chroma_noise = lambda planes, h: np.zeros(NBANDS)
-            hit = det.detect(img).score >= 0.5
-            caught += hit and snow
-            flagged += hit and not snow and not after
+        for stored in clips:
+            det = ClassicalDetector()
+            if not cue:
+                det._pair_chroma_noise = lambda planes, h: np.zeros(NBANDS)
+            for img, snow, after in stored:
+                hit = det.detect(img).score >= 0.5
+                caught += hit and snow
+                flagged += hit and not snow and not after
         results[cue] = (caught, flagged)
-    n = sum(s for _, s, _ in stored)
+    n = sum(snow for stored in clips for _, snow, _ in stored)
     assert n == 39
     assert results[True][1] == 0 and results[False][1] == 0, results
     assert results[True][0] >= results[False][0] + 5 and results[True][0] >= 35, results

@@ -116,12 +116,12 @@ def test_bad_companion_entry_is_a_one_line_model_error(tmp_path, companion, msg)
     assert "\n" not in str(ei.value)
 
 
-def _clicked(grey: int = 128, lines=(101, 157, 233, 301, 389)) -> list[np.ndarray]:
+def _clicked() -> list[np.ndarray]:
     """A flat grey frame, then the same frame with a few white one-line
     streaks (12 px) far apart: fresh click runs, too few to be breakup."""
-    flat = np.full((576, 720, 3), grey, np.uint8)
+    flat = np.full((576, 720, 3), 128, np.uint8)
     hit = flat.copy()
-    for k, y in enumerate(lines):
+    for k, y in enumerate((101, 157, 233, 301, 389)):
         hit[y, 200 + 60 * k:212 + 60 * k] = 250
     return [flat, hit]
 
