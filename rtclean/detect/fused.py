@@ -21,7 +21,13 @@ often the model fires on real clean video:
   gravel; native-size frames), where the classical detector, which compares
   against the scene's own running level, sees nothing at all (score 0);
   both limits sit above anything it gives on the training clips' real clean
-  frames (docs/training.md, "Fusion with K2").
+  frames (docs/training.md, "Fusion with K2"). The streak runs do not count
+  on a combed frame (the classical ``comb`` feature above ``COMBED``): when
+  the two fields were taken at different instants (an interlaced camera
+  with motion), every thin horizontal line of the scene is a one-line
+  streak in the woven frame, and the model, trained on fields of one
+  instant, scores such frames as breakup (0.56-0.99 on a fast pan woven
+  from consecutive frames; docs/training.md, "Combing").
 
 A model's card may also name a **companion** (``"companion": {"model":
 "NAME.tflite"}``, ``card_companion``): a second model whose score counts on
@@ -46,7 +52,8 @@ sparklies the JPEG or H.264 coding halves a click's contrast and wipes out
 the chroma dashes, so both the classical detector and the companion end
 just under their thresholds on the same frames (companion 0.40-0.50 with
 3-10 click runs); on real clean frames the two rarely rise together
-(docs/training.md, "The companion's agreement").
+(docs/training.md, "The companion's agreement"). Not on a combed frame,
+for the reason given under ``agree``.
 
 Scores are combined after calibration: every TFLiteDetector maps its own
 operating threshold to 0.5 (see ``calibrate``), the classical detector's
@@ -62,6 +69,12 @@ from rtclean.detect.base import Detector
 from rtclean.detect.classical import ClassicalDetector
 from rtclean.detect.tflite import CompanionAgree, Fusion, TFLiteDetector, calibrate, card_fusion
 from rtclean.frames import DetectResult
+
+
+# The share of combed view pixels (the classical detector's ``comb``) above
+# which streak runs are no agreement: twice the highest share on the real
+# clips (progressive) at 1-6x their motion (0.5 %).
+COMBED = 0.01
 
 
 class FusedDetector(Detector):
@@ -84,7 +97,10 @@ class FusedDetector(Detector):
         f = self.fusion
         if f.rule == "or":
             return True
-        return c.score >= f.classical_score or float(c.features.get("runs", 0.0)) >= f.classical_runs
+        if c.score >= f.classical_score:
+            return True
+        return (float(c.features.get("runs", 0.0)) >= f.classical_runs
+                and float(c.features.get("comb", 0.0)) < COMBED)
 
     def detect(self, image: np.ndarray) -> DetectResult:
         c = self.classical.detect(image)
@@ -105,7 +121,8 @@ class FusedDetector(Detector):
             s = self.companion.infer(planes) if self._shared_planes else self.companion.detect(image)
             s_score, s_bands = s.score, s.bands
             a = self.companion_agree
-            helped = a is not None and s_score < 0.5 and c.features.get("click_runs", 0.0) >= a.click_runs
+            helped = (a is not None and s_score < 0.5 and c.features.get("click_runs", 0.0) >= a.click_runs
+                      and c.features.get("comb", 0.0) < COMBED)  # (combing makes click runs too)
             if helped:  # its score counts from a.score: a.score maps to 0.5 (monotonic)
                 s_score, s_bands = float(calibrate(s_score, a.score)), calibrate(s_bands, a.score)
             score = max(score, s_score)
