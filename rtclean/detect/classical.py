@@ -165,6 +165,7 @@ COLOUR_SNOW_RAMP = (1.0, 2.0)
 # from 0.5 the level would take many frames to rise to it.
 CAP_P_NOISE = 1.5
 CHROMA_TOTAL_RAMP = (12.0, 24.0)  # fresh chroma click pixels in the frame
+CHROMA_RUN_RAMP = (2.0, 5.0)  # ... that have a fresh neighbour along the line
 # Combing: a view pixel that stands out of the other field's lines above and
 # below by more than COMB_CROSS while it continues its own field's (by less
 # than COMB_FIELD). Fields taken at two instants (an interlaced camera with
@@ -176,7 +177,6 @@ CHROMA_TOTAL_RAMP = (12.0, 24.0)  # fresh chroma click pixels in the frame
 # the same clips woven from frames t and t+1 (docs/training.md, "Combing").
 COMB_CROSS = 24
 COMB_FIELD = 6
-CHROMA_RUN_RAMP = (2.0, 5.0)  # ... that have a fresh neighbour along the line
 # a streak pixel is "fresh" when the previous clean frame had no streak pixel
 # within two lines and three view pixels (12 px at 720) of it
 _PERSIST = cv2.getStructuringElement(cv2.MORPH_RECT, (7, 5))
