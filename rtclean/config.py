@@ -92,8 +92,9 @@ class DetectConfig:
     release: float = spec(0.35, lo=0.0, hi=1.0, doc="score below which a breakup run may end")
     clean_frames: int = spec(2, lo=1, hi=100, doc="clean frames needed to end a breakup run")
     frozen_frames: int = spec(12, lo=2, hi=1000, doc="identical frames that mean the receiver froze")
-    chroma_clicks: bool = spec(True, doc="count coloured single-line dashes as clicks (composite video; "
-                                       "off for rendered or digital sources)")
+    chroma_clicks: bool = spec(True, doc="count coloured single-line dashes, coloured snow and faint clicks "
+                                       "on flat ground (a camera through composite video; off for rendered "
+                                       "or digital sources)")
 
 
 @dataclass

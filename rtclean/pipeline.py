@@ -63,9 +63,9 @@ class FrameProcessor:
         if detector is None:
             dcfg = cfg.detect
             if cfg.source.kind == "demo" and cfg.source.demo.channel == "image" and dcfg.chroma_clicks:
-                # rendered scenery never went through a composite decoder: its
-                # hard single-line colour edges are not clicks (detect/classical.py)
-                log.info("detector: chroma clicks off for the image-channel demo (rendered, not composite)")
+                # rendered scenery never went through a camera or a composite
+                # decoder: its hard single-line edges are not clicks (detect/classical.py)
+                log.info("detector: chroma and flat-ground clicks off for the image-channel demo (rendered)")
                 dcfg = dataclasses.replace(dcfg, chroma_clicks=False)
             detector = make_detector(dcfg, PACKAGE_ROOT.parent)
         self.detector = detector

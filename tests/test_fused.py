@@ -117,9 +117,12 @@ def test_bad_companion_entry_is_a_one_line_model_error(tmp_path, companion, msg)
 
 
 def _clicked() -> list[np.ndarray]:
-    """A flat grey frame, then the same frame with a few white one-line
-    streaks (12 px) far apart: fresh click runs, too few to be breakup."""
-    flat = np.full((576, 720, 3), 128, np.uint8)
+    """A frame of vertical stripes, then the same frame with a few white
+    one-line streaks (12 px) far apart: fresh click runs, too few to be
+    breakup. (On flat ground five such streaks are breakup: the classical
+    detector's flat-ground clicks; the stripes are no flat ground.)"""
+    flat = np.full((576, 720, 3), 60, np.uint8)
+    flat[:, (np.arange(720) // 4) % 2 == 1] = 140  # every view column sees one or the other
     hit = flat.copy()
     for k, y in enumerate((101, 157, 233, 301, 389)):
         hit[y, 200 + 60 * k:212 + 60 * k] = 250
@@ -210,8 +213,10 @@ def test_shipped_pair_finds_faint_dvr_sparklies_the_first_model_misses(clips_dir
     every other frame, all stored as MJPEG q60 as a DVR does: the default
     pair flags more broken frames than the first model under 'agree'
     alone, its companion's own agreement (card ``companion.agree``) adds
-    more again, and no clean frame is flagged. Measured: 24 of 53 with
-    the shipped card, 13 without the companion's agreement."""
+    more again, and no clean frame is flagged. Measured: 31 of 53 with
+    the shipped card, 25 without the companion's agreement, 23 with the
+    first model alone (24 and 13 with the first two before the classical
+    detector's flat-ground clicks, which find some of the same frames)."""
     pair = make_detector(DetectConfig(), SHIPPED.parents[1])
     assert pair.companion_agree == card_companion_agree(SHIPPED) is not None
     no_agree = make_detector(DetectConfig(), SHIPPED.parents[1])
@@ -234,8 +239,8 @@ def test_shipped_pair_finds_faint_dvr_sparklies_the_first_model_misses(clips_dir
                 else:
                     false[key] += hit
     assert false == dict.fromkeys(dets, 0)
-    assert found["no_agree"] >= found["one"] + 3, found
-    assert found["pair"] >= found["no_agree"] + 6, found
+    assert found["no_agree"] > found["one"], found
+    assert found["pair"] >= found["no_agree"] + 4 and found["pair"] >= found["one"] + 6, found
 
 
 @pytest.mark.parametrize("step", [3, 4])

@@ -43,6 +43,14 @@ Features, per band of lines and per frame:
   edges (the image-domain demo scenery) trip it, so it can be switched off
   (``chroma_clicks=False``, config ``detect.chroma_clicks``) for sources that
   never went through a composite decoder.
+- clicks on flat ground: where the ground around a pixel (two lines above
+  and below, four view pixels either side) is flat, a pixel standing out of
+  all four neighbour lines by several times that ground's span is a click,
+  however faint or mid-grey: a camera's optics spread every scene detail
+  over two lines or more, and on flat ground there is none anyway. Counted
+  fresh over the frame (``FLAT_STREAK``). Off on combed frames (a thin line
+  of the scene is a one-line streak in a woven frame) and, with the chroma
+  clicks, on rendered graphics, whose far terrain is one-line-thin.
 - tearing: a line whose sync came late (early) shows the black blanking at
   its left (right) end. Runs of at least three lines of a field with a
   blanked end (against each line's running level: a capture with black side
@@ -177,6 +185,30 @@ CHROMA_RUN_RAMP = (2.0, 5.0)  # ... that have a fresh neighbour along the line
 # the same clips woven from frames t and t+1 (docs/training.md, "Combing").
 COMB_CROSS = 24
 COMB_FIELD = 6
+# The share (``comb``) above which a frame counts as combed: twice the
+# highest on the real clips at 1-6x their motion. The fused detector's
+# agreements and the flat-ground clicks below are off on a combed frame.
+COMBED = 0.01
+# Clicks on flat ground: where the scene is flat (the lines above and below,
+# two each way, a few view pixels either side, span little), a click stands
+# out however faint or mid-grey it is, while scene detail that stands out of
+# its surroundings there is rare. A view pixel counts when it stands out of
+# both same-field and both other-field neighbours by more than FLAT_STREAK
+# and by more than FLAT_K times the span of the ground around it, without the
+# near-white/near-black requirement of the streak test (a dark click on a
+# light wall, a bright one on a dark one: the image simulator's faint
+# sparklies that every other cue missed stand out by 60-230 there). Fresh
+# against the last clean frame, as the other clicks. The untouched clips
+# reach 3 such pixels a frame at 1-6x their motion, stored as MJPEG q60 or
+# H.264, with OSD or camera noise; the simulators' clean frames 0; the
+# missed faint sparklies 7-17 (docs/training.md, "Clicks on flat ground").
+FLAT_STREAK = 48
+FLAT_K = 4
+FLAT_RAMP = (4.0, 8.0)  # fresh flat-ground click pixels in the frame, above twice its running level
+# ... whose ceiling is the clips' highest count. It learns from counts cut
+# at the ceiling: a broken frame's hundreds of clicks would lift it there
+# within a few frames, and then the faint sparklies between are missed.
+CAP_FLAT = 3.0
 # a streak pixel is "fresh" when the previous clean frame had no streak pixel
 # within two lines and three view pixels (12 px at 720) of it
 _PERSIST = cv2.getStructuringElement(cv2.MORPH_RECT, (7, 5))
@@ -191,6 +223,13 @@ _EXTREME = np.where((np.arange(256) > CLICK_WHITE) | (np.arange(256) < CLICK_BLA
 # each other, on other lines: edge and texture structure, not a click (below)
 _STACKED_FINE = np.ones((9, 9), np.uint8)
 _STACKED_FINE[4] = 0
+# the ground around a pixel: lines L-2 .. L+2 but not L, four view pixels
+# (16 px at 720) either side (``_flat_clicks``)
+_ALONG = np.ones((1, 9), np.uint8)
+_GROUND_LINES = np.array([0, 1, 3, 4])  # (from mid line r: view lines r .. r + 4 but not r + 2)
+_GROUND_COLS = np.arange(-4, 5)
+FLAT_SPARSE = 100  # lines with candidates above which the whole view is cheaper
+_TIMES_FLAT_K = np.minimum(np.arange(256) * FLAT_K, 255).astype(np.uint8)  # (a LUT: cv2.multiply is 15x slower)
 
 
 def _ramp(x, lo: float, hi: float):
@@ -224,6 +263,7 @@ class ClassicalDetector(Detector):
         self._base: dict[str, np.ndarray | float] = {}
         self._prev_mask: np.ndarray | None = None  # click mask (full-width test) of the last clean frame
         self._prev_vmask: np.ndarray | None = None  # ... the view-sampled one
+        self._prev_fmask: np.ndarray | None = None  # ... the flat-ground one
         self._fine: tuple[tuple[int, ...], list[np.ndarray], np.ndarray, np.ndarray] | None = None
         self._prev_cmask: np.ndarray | None = None
         self._prev_coarse: np.ndarray | None = None
@@ -316,6 +356,37 @@ class ClassicalDetector(Detector):
         # view-sampled test alone flagged 0, 6, 3.)
         return cv2.subtract(m, cv2.dilate(m, _STACKED_FINE))
 
+    @staticmethod
+    def _flat_clicks(y: np.ndarray, p_both: np.ndarray) -> np.ndarray:
+        """The flat-ground click mask of lines 2 .. h-3 (0 / 255): view pixels
+        whose impulse ``p_both`` exceeds FLAT_STREAK and FLAT_K times the span
+        of the ground around them: lines L-2 .. L+2 but not L (where a click
+        runs on), four view pixels either side.
+
+        Few pixels pass FLAT_STREAK on a clean frame (0-150 of 100 000 on the
+        real clips), so the span is taken at those alone: 40-80 us against 200
+        us for the whole view; a frame full of snow, or busy with detail, gets
+        the whole-view path (the same result)."""
+        cand = cv2.compare(p_both, FLAT_STREAK, cv2.CMP_GT)
+        lines = np.flatnonzero(cv2.reduce(cand, 1, cv2.REDUCE_MAX).ravel())  # (cv2.findNonZero: 100 us)
+        if lines.size == 0:
+            return cand
+        if lines.size > FLAT_SPARSE:
+            # max - min over the four lines of 9-pixel runs (a kernel with a
+            # hole is not separable: 4x slower as one dilate and erode)
+            hi, lo = cv2.dilate(y, _ALONG), cv2.erode(y, _ALONG)
+            span = cv2.subtract(cv2.max(cv2.max(hi[:-4], hi[1:-3]), cv2.max(hi[3:-1], hi[4:])),
+                                cv2.min(cv2.min(lo[:-4], lo[1:-3]), cv2.min(lo[3:-1], lo[4:])))
+            return cv2.bitwise_and(cand, cv2.compare(p_both, cv2.LUT(span, _TIMES_FLAT_K), cv2.CMP_GT))
+        r, c = np.nonzero(cand[lines])
+        r = lines[r]  # mid line r is view line r + 2
+        ground = y[(r[:, None] + _GROUND_LINES)[:, :, None],
+                   np.clip(c[:, None] + _GROUND_COLS, 0, y.shape[1] - 1)[:, None, :]]  # (n, 4, 9)
+        span = ground.max(axis=(1, 2)).astype(np.int16) - ground.min(axis=(1, 2))
+        keep = p_both[r, c] > FLAT_K * span
+        cand[r[~keep], c[~keep]] = 0
+        return cand
+
     def _setup(self, shape: tuple[int, int]) -> None:
         self.reset()
         self._shape = shape
@@ -366,6 +437,15 @@ class ClassicalDetector(Detector):
         runs = float(cv2.countNonZero(cv2.bitwise_and(new[:, 1:], new[:, :-1])))
         vnew = cv2.subtract(vmask, cv2.dilate(self._prev_vmask, _PERSIST)) if self._prev_vmask is not None else vmask
         view_runs = float(cv2.countNonZero(cv2.bitwise_and(vnew[:, 1:], vnew[:, :-1])))
+        # clicks on flat ground (see FLAT_STREAK): not on a combed frame, where
+        # a thin line of the scene is a one-line streak in any flat surround,
+        # nor on rendered graphics (switched off with the chroma clicks, below)
+        fmask = self._flat_clicks(y, p_both) if self.chroma_clicks else None
+        flat_bf = np.zeros((NBANDS, 2))
+        if fmask is not None and comb < COMBED and cv2.countNonZero(fmask):  # (none on most frames)
+            fnew = cv2.subtract(fmask, cv2.dilate(self._prev_fmask, _PERSIST)) if self._prev_fmask is not None else fmask
+            flat_bf = self._per_band(_row_means(fnew)) / 255.0 * self._band_px
+        flat_total = float(flat_bf.sum())
         # chroma clicks (fresh against the last clean frame, as above)
         c_imp = self._chroma_impulses(planes) if self.chroma_clicks else None
         c_noise = float(cv2.mean(c_imp)[0]) if c_imp is not None else 0.0
@@ -415,7 +495,7 @@ class ClassicalDetector(Detector):
             # the first frame may itself be broken (see PRIOR_NOISE)
             base.update(noise=np.minimum(noise, PRIOR_NOISE), fresh=np.minimum(fresh_px, CAP_FRESH),
                         edge=edge.copy(), chroma=chroma_level, black=black, c_noise=min(c_noise, PRIOR_C_NOISE),
-                        c_fresh=min(c_count, CAP_C_FRESH), p_noise=np.minimum(p_noise, CAP_P_NOISE))
+                        c_fresh=min(c_count, CAP_C_FRESH), p_noise=np.minimum(p_noise, CAP_P_NOISE), flat=0.0)
         colour_loss = float(_ramp(field_split, 0.6, 0.85))
         # the colour killer leaves a grey picture, not merely a duller scene
         if base["chroma"] > 6.0 and chroma_level < GREY_CHROMA:
@@ -462,6 +542,9 @@ class ClassicalDetector(Detector):
                       float(_ramp(c_runs - c_base / 4, *CHROMA_RUN_RAMP)))
         if cclicks > 0:
             band_scores = np.maximum(band_scores, cclicks * (c_px > 0))
+        flat = float(_ramp(flat_total - 2.0 * base["flat"], *FLAT_RAMP)) if self._prev_fmask is not None else 0.0
+        if flat > 0:
+            band_scores = np.maximum(band_scores, flat * (flat_bf.max(axis=1) > 0))
         whole = max(colour_loss, roll)
         if whole > 0:
             band_scores = np.maximum(band_scores, whole)
@@ -477,12 +560,13 @@ class ClassicalDetector(Detector):
             # real picture that field repair uses).
             both = max(both, float(colour_snow.max()))
         fields = self._field_scores(noise_bf, fresh_bf, tear_bf, is_cut, clicks, both, split, c_even < c_odd,
-                                    cclicks * (c_bf > 0))
+                                    np.maximum(cclicks * (c_bf > 0), flat * (flat_bf > 0)))
 
         # running levels: follow the scene on clean frames, jump on cuts
         if is_cut and gross.max() == 0:
             base.update(noise=np.minimum(noise, CAP_NOISE), fresh=np.minimum(fresh_px, CAP_FRESH),
-                        edge=edge.copy(), chroma=chroma_level, black=black, c_noise=c_noise, p_noise=p_noise.copy())
+                        edge=edge.copy(), chroma=chroma_level, black=black, c_noise=c_noise, p_noise=p_noise.copy(),
+                        flat=min(flat_total, CAP_FLAT))
         else:
             a = FAST_ALPHA if score < 0.2 else SLOW_ALPHA
             for key, val in (("edge", edge), ("chroma", chroma_level), ("black", black)):
@@ -491,7 +575,7 @@ class ClassicalDetector(Detector):
             # and a burst too faint to be caught must not teach the detector
             # that clicks are normal
             for key, val in (("noise", noise), ("fresh", fresh_px), ("c_noise", c_noise), ("c_fresh", c_total),
-                             ("p_noise", p_noise)):
+                             ("p_noise", p_noise), ("flat", min(flat_total, CAP_FLAT))):
                 up = val > base[key]
                 rise = DETAIL_RISE[0] if score < 0.05 else DETAIL_RISE[1]
                 base[key] = base[key] + np.where(up, rise, 2 * a) * (val - base[key])
@@ -499,12 +583,14 @@ class ClassicalDetector(Detector):
             base["fresh"] = np.minimum(base["fresh"], CAP_FRESH)
             base["c_fresh"] = min(base["c_fresh"], CAP_C_FRESH)
             base["p_noise"] = np.minimum(base["p_noise"], CAP_P_NOISE)
+            base["flat"] = min(base["flat"], CAP_FLAT)
         self._prev_coarse = coarse
         if score < 0.5 or self._prev_mask is None:
             self._prev_y = y.copy()
             self._prev_cmask = cmask
             self._prev_mask = mask  # a broken frame's clicks must not hide the next frame's
             self._prev_vmask = vmask
+            self._prev_fmask = fmask
         self._prev_score = score
 
         features = {
@@ -512,6 +598,7 @@ class ClassicalDetector(Detector):
             "fresh": float(fresh_px.max()), "fresh_excess": float(fresh_x.max()),
             "fresh_total_excess": float(total_x), "clicks": clicks,
             "tear": float(tear.max()), "comb": float(comb), "runs": view_runs, "click_runs": runs, "chroma_clicks": cclicks, "chroma_runs": c_runs, "chroma_total": c_total,
+            "flat_clicks": flat, "flat_total": flat_total, "flat_base": float(base["flat"]),
             "chroma_fresh_base": c_base, "chroma": chroma_level, "chroma_base": float(base["chroma"]),
             "colour_loss": colour_loss, "field_split": field_split,
             "colour_snow": float(colour_snow.max()), "pair_chroma_noise": float(p_noise.max()),
@@ -520,7 +607,7 @@ class ClassicalDetector(Detector):
         return DetectResult(score=score, bands=band_scores.astype(np.float32), features=features, fields=fields)
 
     def _field_scores(self, noise_bf, fresh_bf, tear_bf, is_cut: bool, clicks: float, both: float,
-                      split: float, even_greyer: bool, chroma_clicks: np.ndarray) -> np.ndarray:
+                      split: float, even_greyer: bool, field_clicks: np.ndarray) -> np.ndarray:
         """(even, odd) field scores from the same cues as the bands, read
         per field: snow, clicks and tearing often hit one field only, and
         then the other field is real picture that field repair can use.
@@ -539,7 +626,7 @@ class ClassicalDetector(Detector):
             # level; the band rule's margin (> -1) would also take the clean
             # field of a band whose other field is full of clicks
             per = np.maximum(per, clicks * (fresh_x > 0.0))
-        per = np.maximum(per, chroma_clicks)  # (band, field): chroma clicks of that field
+        per = np.maximum(per, field_clicks)  # (band, field): chroma and flat-ground clicks of that field
         f = per.max(axis=0)
         f = np.maximum(f, both)
         g = 0 if even_greyer else 1

@@ -66,15 +66,11 @@ from __future__ import annotations
 import numpy as np
 
 from rtclean.detect.base import Detector
-from rtclean.detect.classical import ClassicalDetector
+from rtclean.detect.classical import COMBED, ClassicalDetector
 from rtclean.detect.tflite import CompanionAgree, Fusion, TFLiteDetector, calibrate, card_fusion
 from rtclean.frames import DetectResult
 
 
-# The share of combed view pixels (the classical detector's ``comb``) above
-# which streak runs are no agreement: twice the highest share on the real
-# clips (progressive) at 1-6x their motion (0.5 %).
-COMBED = 0.01
 
 
 class FusedDetector(Detector):
