@@ -71,8 +71,6 @@ from rtclean.detect.tflite import CompanionAgree, Fusion, TFLiteDetector, calibr
 from rtclean.frames import DetectResult
 
 
-
-
 class FusedDetector(Detector):
     name = "fused"
 
