@@ -299,6 +299,27 @@ def test_tear_spanning_several_bands_scores_every_torn_band(clips_dir, field, la
         assert res.fields[field] >= 0.5 and res.fields[1 - field] < 0.5
 
 
+def test_dark_scene_content_at_the_edge_does_not_hide_a_tear_below_it(clips_dir):
+    """Runs of dark-edged lines are tested for a sideways jump, the longest
+    first: short dark stubs at the picture edge near the top (a shadow, a
+    dark object: each a run in both fields) outnumbered the test's budget,
+    and a torn band lower down went untested when the runs were taken from
+    the top. The jump-edge cue is switched off to test this path alone."""
+    src = [cv2.resize(x, (720, 576), interpolation=cv2.INTER_AREA)
+           for x in frames(clips_dir / "cup_handheld_640x480.mp4", limit=12)]
+    det = ClassicalDetector()
+    det._shear = lambda y: (np.zeros(y.shape[0], np.float32), np.zeros(y.shape[0], np.int8))
+    for img in src[:11]:
+        assert det.detect(img).score < 0.5
+    img = _torn(src[11], 420, 480, None, True, np.random.default_rng(4))
+    for top in range(40, 200, 32):  # five stubs of 8 lines: ten runs, above the tear
+        img[top:top + 8, :8] = 5
+    res = det.detect(img)
+    assert res.features["tear"] >= 0.5, res.features["tear"]
+    assert res.bands[420 * NBANDS // 576:480 * NBANDS // 576].min() >= 0.5, np.round(res.bands, 2)
+    assert res.bands[:200 * NBANDS // 576].max() < 0.5, np.round(res.bands, 2)
+
+
 TEAR_CLIPS = ["walk_pan_720x480.mkv", "box_handheld_640x480.mp4", "cup_handheld_640x480.mp4",
               "foliage_pan_720x480.mkv", "bag_handheld_480x360.avi"]
 

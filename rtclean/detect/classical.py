@@ -130,6 +130,7 @@ TEAR_RAMP = (0.25, 0.5)  # shift-explained gain of a torn line (real clips peak 
 # (median 0.72; 88 of 107 above the ramp's start).
 SHEAR_RAMP = (0.45, 0.6)
 SHEAR_LINES = 8  # candidate lines per frame (the sharpest breaks)
+TEAR_RUNS = 8  # runs of dark-edged lines tested per frame (the longest)
 SHEAR_SPIKE = 1.5  # a candidate breaks this many times more than its neighbours do
 SHEAR_SAME = 0.2  # the same shift explaining a neighbour line pair this well: slanted texture
 SHEAR_BETTER = 12  # grey levels: a column the jump explains better ...
@@ -246,6 +247,22 @@ def _peaks(a: np.ndarray, up: np.ndarray, dn: np.ndarray) -> np.ndarray:
 
 def _row_means(img: np.ndarray) -> np.ndarray:
     return cv2.reduce(img, 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel()
+
+
+def _runs_by_field(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of True in each field's lines of a per-line mask: the index of
+    each run's first line and its length in lines of that field, in line
+    order."""
+    starts, lengths = [], []
+    for f in (0, 1):
+        m = np.concatenate(([False], mask[f::2], [False])).astype(np.int8)
+        d = np.diff(m)
+        s, e = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+        starts.append(2 * s + f)
+        lengths.append(e - s)
+    starts, lengths = np.concatenate(starts), np.concatenate(lengths)
+    order = np.argsort(starts, kind="stable")
+    return starts[order], lengths[order]
 
 
 class ClassicalDetector(Detector):
@@ -642,8 +659,17 @@ class ClassicalDetector(Detector):
         The gain goes to every band the run's dark-edged lines cover, in
         the run's field: the repair replaces the flagged bands only."""
         tear = np.zeros((NBANDS, 2))
-        starts = np.nonzero(run & ~np.roll(run, 2))[0][:8]  # mid index i = frame line i + 2
-        starts = starts[starts >= 2]
+        starts, lengths = _runs_by_field(run)  # mid index i = frame line i + 2
+        keep = starts >= 2
+        starts, lengths = starts[keep], lengths[keep]
+        if starts.size > TEAR_RUNS:
+            # the longest runs: a torn band is many lines tall, while dark
+            # scene content at the picture edge (a shadow, a dark object)
+            # makes short runs, and taking the first runs from the top let
+            # such content crowd out a tear lower in the picture (a torn
+            # band 30 lines tall at the bottom of a frame went untested)
+            pick = np.sort(np.argsort(-lengths, kind="stable")[:TEAR_RUNS])
+            starts, lengths = starts[pick], lengths[pick]
         if starts.size == 0:
             return tear
         gain, _ = ClassicalDetector._jump(y[starts].astype(np.int16), y[starts + 2].astype(np.int16),
@@ -653,13 +679,11 @@ class ClassicalDetector(Detector):
         # several bands scored in its first band only left the others' torn
         # lines raw. run[i] means mid lines i, i+2 and i+4 are dark-edged, so
         # a run starting at s whose mask holds for k same-field indices has
-        # dark-edged lines s .. s + 2k + 2. At most 8 runs: a short loop.
+        # dark-edged lines s .. s + 2k + 2. At most TEAR_RUNS runs: a short loop.
         h = y.shape[0]
-        for s, g in zip(starts.tolist(), gain.tolist()):
+        for s, k, g in zip(starts.tolist(), lengths.tolist(), gain.tolist()):
             if g <= 0.0:
                 continue
-            same = run[s::2]
-            k = int(np.argmin(same)) or same.size  # run[s] holds: 0 only when the run never ends
             last = min(s + 2 * k + 2, run.size - 1)
             b0 = (s + 2) * NBANDS // h
             b1 = min((last + 2) * NBANDS // h, NBANDS - 1)
