@@ -152,12 +152,22 @@ def test_eval_detect_cli_writes_report(synth_dir, clips_dir, tmp_path, rtclean_c
         assert c["tp"] + c["fn"] == rep["sets"]["folders"]["positives"] == 24 - rep["sets"]["folders"]["negatives"]
         assert rep["detectors"][name]["median_ms_per_frame"] > 0
     assert rep["sets"]["simulated"]["range_axis"] == "link_margin"
+    # recall per damaged-line share: the bins split every breakup frame of
+    # the simulated and the synthesised sets (their labels give the share)
+    for set_name in ("folders", "simulated"):
+        st = rep["sets"][set_name]
+        for name, r in st["detectors"].items():
+            bins = r["per_damage"]
+            assert bins and sum(b["positives"] for b in bins) == st["positives"], (set_name, name)
+            assert round(sum(b["recall"] * b["positives"] for b in bins)) == r["confusion"]["tp"], (set_name, name)
+            assert all(b["range"].endswith("%") for b in bins)
     un = rep["untouched"]
     assert un["frames"] == 120 and un["clips"][0]["clip"] == "carphone_176x144.mp4"
     assert un["false_positives"]["rtclean_decided"] >= un["false_positives"]["rtclean"]
     page = (out / "report.html").read_text()
     assert page.count("<svg") == 3 * (1 + 4)  # ROC + a histogram per row, for each of the three sets
     assert 'class="roc"' in page and "untouched clips" in page
+    assert page.count("per damaged-line share") == 3  # folders, simulated, all
 
 
 def test_eval_detect_needs_something_to_evaluate(tmp_path, rtclean_cmd):

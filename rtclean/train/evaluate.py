@@ -106,6 +106,11 @@ def pick_threshold(y: np.ndarray, scores: np.ndarray, max_fpr: float = 0.005,
 
 CNR_BINS_DB = (-np.inf, 6.0, 9.0, 12.0, 15.0, np.inf)
 MARGIN_BINS = (-np.inf, -1.5, -1.0, -0.5, 0.0, 0.5, np.inf)  # image simulator link margin
+# Damaged-line share of breakup frames (the simulators' ground truth; a
+# frame counts as breakup from 1 %): the faintest frames, a few lines of
+# clicks or grain, are where detectors part, and a recall figure means
+# little without knowing how many of them a set holds.
+DAMAGE_BINS = (0.0, 0.025, 0.1, 0.5, np.inf)
 HIST_BINS = 20
 ROC_POINTS = 200
 
@@ -118,13 +123,16 @@ class Scores:
     kind: list[str | None] = field(default_factory=list)
     cnr_db: list[float | None] = field(default_factory=list)
     margin: list[float | None] = field(default_factory=list)
+    damage: list[float | None] = field(default_factory=list)  # damaged-line share of breakup frames, when known
     scores: dict[str, list[float]] = field(default_factory=dict)
 
-    def add(self, y: bool, kind: str | None, cnr_db, margin, scores: dict[str, float]) -> None:
+    def add(self, y: bool, kind: str | None, cnr_db, margin, scores: dict[str, float],
+            damage: float | None = None) -> None:
         self.y.append(bool(y))
         self.kind.append(kind if y else None)
         self.cnr_db.append(cnr_db)
         self.margin.append(margin)
+        self.damage.append(float(damage) if y and damage is not None else None)
         for name, s in scores.items():
             self.scores.setdefault(name, []).append(float(s))
 
@@ -133,6 +141,7 @@ class Scores:
         self.kind += other.kind
         self.cnr_db += other.cnr_db
         self.margin += other.margin
+        self.damage += other.damage
         for name, s in other.scores.items():
             self.scores.setdefault(name, []).extend(s)
 
@@ -240,7 +249,7 @@ def score_folders(dirs: list[str], dets: list[EvalDetector]) -> Scores:
         row = _rows(dets, cur)
         rec = s.record or {}
         sc.add(bool(s.label), rec.get("kind") or (ds.classes[1] if s.label else None), rec.get("cnr_db"),
-               rec.get("link_margin"), row)
+               rec.get("link_margin"), row, rec.get("damaged_lines"))
     return sc
 
 
@@ -268,7 +277,7 @@ def score_sim_clips(clips: list[Path], frames: int, seed: int, dets: list[EvalDe
                 skipped["frozen" if sf.label.kind == "frozen" else "ambiguous"] += 1
                 continue
             fig = link_figures(sf)
-            sc.add(cls == "breakup", sf.label.kind, fig["cnr_db"], fig["link_margin"], row)
+            sc.add(cls == "breakup", sf.label.kind, fig["cnr_db"], fig["link_margin"], row, sf.label.damaged_lines)
     return sc, skipped
 
 
@@ -309,9 +318,18 @@ def _edge_label(lo: float, hi: float, unit: str) -> str:
     return f"{lo:g} .. {hi:g}{unit}"
 
 
+def _share_label(lo: float, hi: float) -> str:
+    if lo <= 0.0:
+        return f"< {100 * hi:g} %"
+    if not np.isfinite(hi):
+        return f">= {100 * lo:g} %"
+    return f"{100 * lo:g} .. {100 * hi:g} %"
+
+
 def analyse(sc: Scores, dets: list[EvalDetector]) -> dict:
     """Metrics of every detector on one set: overall, per kind, per CNR (or
-    link margin) range, plus ROC points and score histograms for the plots."""
+    link margin) range, per damaged-line share (when the labels give it),
+    plus ROC points and score histograms for the plots."""
     y = np.array(sc.y, bool)
     out: dict = {"frames": int(y.size), "positives": int(y.sum()), "negatives": int((~y).sum()), "detectors": {}}
     kinds = sorted({k for k in sc.kind if k})
@@ -320,6 +338,7 @@ def analyse(sc: Scores, dets: list[EvalDetector]) -> dict:
     out["range_axis"] = "cnr_db" if use_cnr else "link_margin"
     bin_idx = _bins(values, edges)
     kind_arr = np.array([k or "" for k in sc.kind])
+    damage_idx = _bins(sc.damage, DAMAGE_BINS)  # -1: clean, or not known
     for name, threshold in _names(dets):
         s = np.array(sc.scores.get(name, []), np.float64)
         if s.size != y.size:
@@ -339,6 +358,10 @@ def analyse(sc: Scores, dets: list[EvalDetector]) -> dict:
                            "recall": float(pred[pos].mean()) if pos.any() else None,
                            "fpr": float(pred[neg].mean()) if neg.any() else None})
         res["per_range"] = ranges
+        res["per_damage"] = [{"range": _share_label(DAMAGE_BINS[b], DAMAGE_BINS[b + 1]),
+                              "positives": int((damage_idx == b).sum()),
+                              "recall": float(pred[damage_idx == b].mean())}
+                             for b in range(len(DAMAGE_BINS) - 1) if (damage_idx == b).any()]
         fpr, tpr, _ = roc_curve(y, s) if y.any() and (~y).any() else (np.zeros(0), np.zeros(0), None)
         if fpr.size > ROC_POINTS:
             keep = np.unique(np.linspace(0, fpr.size - 1, ROC_POINTS).round().astype(int))

@@ -112,6 +112,14 @@ def _set_html(name: str, s: dict) -> str:
                                for r in dets.values()) + "</tr>")
         out.append(f"<h3>per {html.escape(s.get('range_axis', 'range'))} range</h3><table><tr><th>range</th>"
                    f"<th>breakup</th><th>clean</th>{head}</tr>{body}</table>")
+    if first and first.get("per_damage"):
+        head = "".join(f"<th>{html.escape(d)} recall</th>" for d in dets)
+        body = "".join(
+            f"<tr><td>{html.escape(rg['range'])}</td><td>{rg['positives']}</td>"
+            + "".join(f"<td>{_pct(r['per_damage'][i]['recall'])}</td>" for r in dets.values()) + "</tr>"
+            for i, rg in enumerate(first["per_damage"]))
+        out.append(f"<h3>per damaged-line share (breakup frames)</h3><table><tr><th>lines damaged</th>"
+                   f"<th>breakup</th>{head}</tr>{body}</table>")
     out.append('<div class="plots">' + roc_svg(f"ROC: {name}", dets)
                + "".join(hist_svg(f"{d} scores: {name}", r) for d, r in dets.items()) + "</div>")
     return "".join(out)
