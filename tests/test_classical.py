@@ -209,15 +209,15 @@ def test_chroma_clicks_on_the_analog_simulator(clips_dir):
     assert sum(caught[True]) > sum(caught[False]), caught
 
 
-def _with_chroma_dashes(img: np.ndarray, rng, n: int) -> np.ndarray:
-    """``n`` short dashes on single random lines that change Cr but not luma,
-    as a click in the chroma band decodes."""
+def _with_chroma_dashes(img: np.ndarray, rng, n: int, length: tuple[int, int] = (12, 30)) -> np.ndarray:
+    """``n`` short dashes (``length`` pixels) on single random lines that
+    change Cr but not luma, as a click in the chroma band decodes."""
     ycc = cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb).astype(np.int16)
     done = 0
     while done < n:
         y = int(rng.integers(20, img.shape[0] - 20))
         x = int(rng.integers(0, img.shape[1] - 40))
-        ln = int(rng.integers(12, 30))
+        ln = int(rng.integers(*length))
         if not 50 <= ycc[y, x:x + ln, 0].mean() <= 190:
             continue  # near black or white the Cr step would change luma when clipped
         done += 1
@@ -237,6 +237,49 @@ def test_chroma_dashes_are_clicks(clips_dir):
         assert (res.score >= 0.5) is cue, (cue, res.features)
         if cue:  # the bands of the dashes, not the whole picture
             assert res.features["chroma_clicks"] >= 0.5
+
+
+def test_chroma_level_starts_low_on_a_colourful_first_frame(clips_dir):
+    """The first frame has no last clean frame, so all of its scene's
+    one-line colour detail counts there; the level of fresh chroma clicks
+    starts at most at PRIOR_C_FRESH, not at that count, so faint dashes
+    in the first frames of a stream are seen."""
+    img = cv2.resize(frames(clips_dir / "walk_pan_720x480.mkv", limit=1)[0], (720, 576),
+                     interpolation=cv2.INTER_AREA)
+    # a still picture (the quad on the ground before take-off) with 60
+    # one-line colour details: all of them count on the first frame
+    scene = _with_chroma_dashes(img, np.random.default_rng(5), 60)
+    det = ClassicalDetector()
+    for _ in range(3):
+        assert det.detect(scene).score < 0.5
+    # faint clicks: 30 dots of 3-5 pixels (hardly any runs along a line)
+    res = det.detect(_with_chroma_dashes(scene, np.random.default_rng(12), 30, (3, 6)))
+    assert res.features["chroma_clicks"] >= 0.5, res.features
+
+
+def test_chroma_clicks_do_not_score_on_combed_frames(clips_dir):
+    """Fields taken at two instants (an interlaced camera): every thin
+    coloured detail of a moving scene is one line thick in its field and
+    stands out of the other field's lines like a dash. Real footage woven
+    from frames t and t+2 flagged through chroma clicks before the cue was
+    switched off on combed frames; dashes on the progressive frame are seen."""
+    src = frames(clips_dir / "foliage_pan_720x480.mkv", limit=50)
+    det = ClassicalDetector()
+    combed = 0
+    for i in range(len(src) - 2):
+        woven = src[i].copy()
+        woven[1::2] = src[i + 2][1::2]
+        res = det.detect(woven)
+        combed += res.features["comb"] >= COMBED
+        assert res.score < 0.5, (i, res.features)
+        if res.features["comb"] >= COMBED:
+            assert res.features["chroma_clicks"] == 0.0
+    assert combed >= 30
+    det = ClassicalDetector()
+    for img in src[:10]:
+        assert det.detect(img).score < 0.5
+    res = det.detect(_with_chroma_dashes(src[10], np.random.default_rng(11), 40))
+    assert res.features["comb"] < COMBED and res.features["chroma_clicks"] >= 0.5
 
 
 @pytest.mark.parametrize("channel, detector, expect", [("image", "classical", False), ("analog", "classical", True),

@@ -38,7 +38,9 @@ Features, per band of lines and per frame:
   (``CHROMA_STREAK``, raised on noisy pictures by ``CHROMA_NOISE_K``) and
   was not there in the last clean frame is a chroma click. They are counted
   over the frame and as runs along a line, like the luma clicks, against a
-  running level of what the scene itself shows. The cue is physics of
+  running level of what the scene itself shows. Not scored on combed
+  frames (below: a thin coloured detail of a moving scene is one line thick
+  in its field when the fields come from two instants). The cue is physics of
   composite video: rendered graphics with hard, combed single-line colour
   edges (the image-domain demo scenery) trip it, so it can be switched off
   (``chroma_clicks=False``, config ``detect.chroma_clicks``) for sources that
@@ -158,6 +160,13 @@ CHROMA_LUMA_MAX = 16  # ... while luma stands out by less than this (clicks ther
 # detail, moire) are learnt like the detail levels above, up to this cap;
 # the simulator's clean frames and the real clips show 0-14.
 CAP_C_FRESH = 40.0
+# ... and where that level starts at most. The first frame has no last clean
+# frame, so every chroma impulse of the scene counts there, not only fresh
+# ones: started from that count (up to the cap), the level took a dozen
+# frames to fall to what the scene shows fresh, and faint dashes in the first
+# frames of a stream were missed. The selection set's analog clean frames
+# show 7 fresh chroma clicks or fewer 95 % of the time, the real clips 3.
+PRIOR_C_FRESH = 6.0
 PRIOR_C_NOISE = 0.5  # starting ceiling of that running mean (as PRIOR_NOISE)
 # Coloured snow after 4:2:0 coding (an H.264 or MJPEG DVR): how far each
 # line pair's Cr or Cb stands out of the pairs above and below, per band,
@@ -188,7 +197,8 @@ COMB_CROSS = 24
 COMB_FIELD = 6
 # The share (``comb``) above which a frame counts as combed: twice the
 # highest on the real clips at 1-6x their motion. The fused detector's
-# agreements and the flat-ground clicks below are off on a combed frame.
+# agreements, the chroma clicks' score and the flat-ground clicks below are
+# off on a combed frame.
 COMBED = 0.01
 # Clicks on flat ground: where the scene is flat (the lines above and below,
 # two each way, a few view pixels either side, span little), a click stands
@@ -512,7 +522,7 @@ class ClassicalDetector(Detector):
             # the first frame may itself be broken (see PRIOR_NOISE)
             base.update(noise=np.minimum(noise, PRIOR_NOISE), fresh=np.minimum(fresh_px, CAP_FRESH),
                         edge=edge.copy(), chroma=chroma_level, black=black, c_noise=min(c_noise, PRIOR_C_NOISE),
-                        c_fresh=min(c_count, CAP_C_FRESH), p_noise=np.minimum(p_noise, CAP_P_NOISE), flat=0.0)
+                        c_fresh=min(c_count, PRIOR_C_FRESH), p_noise=np.minimum(p_noise, CAP_P_NOISE), flat=0.0)
         colour_loss = float(_ramp(field_split, 0.6, 0.85))
         # the colour killer leaves a grey picture, not merely a duller scene
         if base["chroma"] > 6.0 and chroma_level < GREY_CHROMA:
@@ -557,6 +567,13 @@ class ClassicalDetector(Detector):
         c_base = float(base["c_fresh"])
         cclicks = max(float(_ramp(c_total - 2.0 * c_base, *CHROMA_TOTAL_RAMP)),
                       float(_ramp(c_runs - c_base / 4, *CHROMA_RUN_RAMP)))
+        if comb >= COMBED:
+            # fields from two instants: a thin coloured detail of a moving
+            # scene, one line thick in its field, stands out of the other
+            # field's lines like a dash (the real clips woven from frames t
+            # and t+2 reached 20-31 fresh chroma clicks). The count still
+            # teaches the running level below, as on any frame.
+            cclicks = 0.0
         if cclicks > 0:
             band_scores = np.maximum(band_scores, cclicks * (c_px > 0))
         flat = float(_ramp(flat_total - 2.0 * base["flat"], *FLAT_RAMP)) if self._prev_fmask is not None else 0.0
