@@ -257,31 +257,6 @@ def test_chroma_level_starts_low_on_a_colourful_first_frame(clips_dir):
     assert res.features["chroma_clicks"] >= 0.5, res.features
 
 
-def test_chroma_clicks_do_not_score_on_combed_frames(clips_dir):
-    """Fields taken at two instants (an interlaced camera): every thin
-    coloured detail of a moving scene is one line thick in its field and
-    stands out of the other field's lines like a dash. Real footage woven
-    from frames t and t+2 flagged through chroma clicks before the cue was
-    switched off on combed frames; dashes on the progressive frame are seen."""
-    src = frames(clips_dir / "foliage_pan_720x480.mkv", limit=50)
-    det = ClassicalDetector()
-    combed = 0
-    for i in range(len(src) - 2):
-        woven = src[i].copy()
-        woven[1::2] = src[i + 2][1::2]
-        res = det.detect(woven)
-        combed += res.features["comb"] >= COMBED
-        assert res.score < 0.5, (i, res.features)
-        if res.features["comb"] >= COMBED:
-            assert res.features["chroma_clicks"] == 0.0
-    assert combed >= 30
-    det = ClassicalDetector()
-    for img in src[:10]:
-        assert det.detect(img).score < 0.5
-    res = det.detect(_with_chroma_dashes(src[10], np.random.default_rng(11), 40))
-    assert res.features["comb"] < COMBED and res.features["chroma_clicks"] >= 0.5
-
-
 @pytest.mark.parametrize("channel, detector, expect", [("image", "classical", False), ("analog", "classical", True),
                                                        ("image", "auto", False), ("analog", "auto", True)])
 def test_pipeline_turns_chroma_clicks_off_for_rendered_demo(channel, detector, expect):

@@ -38,9 +38,7 @@ Features, per band of lines and per frame:
   (``CHROMA_STREAK``, raised on noisy pictures by ``CHROMA_NOISE_K``) and
   was not there in the last clean frame is a chroma click. They are counted
   over the frame and as runs along a line, like the luma clicks, against a
-  running level of what the scene itself shows. Not scored on combed
-  frames (below: a thin coloured detail of a moving scene is one line thick
-  in its field when the fields come from two instants). The cue is physics of
+  running level of what the scene itself shows. The cue is physics of
   composite video: rendered graphics with hard, combed single-line colour
   edges (the image-domain demo scenery) trip it, so it can be switched off
   (``chroma_clicks=False``, config ``detect.chroma_clicks``) for sources that
@@ -197,8 +195,11 @@ COMB_CROSS = 24
 COMB_FIELD = 6
 # The share (``comb``) above which a frame counts as combed: twice the
 # highest on the real clips at 1-6x their motion. The fused detector's
-# agreements, the chroma clicks' score and the flat-ground clicks below are
-# off on a combed frame.
+# agreements and the flat-ground clicks below are off on a combed frame;
+# the chroma clicks are not (docs/training.md, "Chroma clicks on combed
+# frames": off there, they lost 4 % of the breakup on the analog simulator's
+# frames woven as an interlaced camera gives them, to save 2 of 2634 real
+# woven frames).
 COMBED = 0.01
 # Clicks on flat ground: where the scene is flat (the lines above and below,
 # two each way, a few view pixels either side, span little), a click stands
@@ -567,13 +568,6 @@ class ClassicalDetector(Detector):
         c_base = float(base["c_fresh"])
         cclicks = max(float(_ramp(c_total - 2.0 * c_base, *CHROMA_TOTAL_RAMP)),
                       float(_ramp(c_runs - c_base / 4, *CHROMA_RUN_RAMP)))
-        if comb >= COMBED:
-            # fields from two instants: a thin coloured detail of a moving
-            # scene, one line thick in its field, stands out of the other
-            # field's lines like a dash (the real clips woven from frames t
-            # and t+2 reached 20-31 fresh chroma clicks). The count still
-            # teaches the running level below, as on any frame.
-            cclicks = 0.0
         if cclicks > 0:
             band_scores = np.maximum(band_scores, cclicks * (c_px > 0))
         flat = float(_ramp(flat_total - 2.0 * base["flat"], *FLAT_RAMP)) if self._prev_fmask is not None else 0.0
