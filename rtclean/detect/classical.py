@@ -196,10 +196,10 @@ COMB_FIELD = 6
 # The share (``comb``) above which a frame counts as combed: twice the
 # highest on the real clips at 1-6x their motion. The fused detector's
 # agreements and the flat-ground clicks below are off on a combed frame;
-# the chroma clicks are not (docs/training.md, "Chroma clicks on combed
-# frames": off there, they lost 4 % of the breakup on the analog simulator's
-# frames woven as an interlaced camera gives them, to save 2 of 2634 real
-# woven frames).
+# the chroma clicks are not (docs/training.md, "Where the misses are": off
+# there, they lost 4 % of the breakup on the analog simulator's frames
+# woven as an interlaced camera gives them, to save 2-3 of 2623 real woven
+# frames).
 COMBED = 0.01
 # Clicks on flat ground: where the scene is flat (the lines above and below,
 # two each way, a few view pixels either side, span little), a click stands
