@@ -110,7 +110,7 @@ MARGIN_BINS = (-np.inf, -1.5, -1.0, -0.5, 0.0, 0.5, np.inf)  # image simulator l
 # frame counts as breakup from 1 %): the faintest frames, a few lines of
 # clicks or grain, are where detectors part, and a recall figure means
 # little without knowing how many of them a set holds.
-DAMAGE_BINS = (0.0, 0.025, 0.1, 0.5, np.inf)
+DAMAGE_BINS = (-np.inf, 0.025, 0.1, 0.5, np.inf)
 HIST_BINS = 20
 ROC_POINTS = 200
 
@@ -318,14 +318,6 @@ def _edge_label(lo: float, hi: float, unit: str) -> str:
     return f"{lo:g} .. {hi:g}{unit}"
 
 
-def _share_label(lo: float, hi: float) -> str:
-    if lo <= 0.0:
-        return f"< {100 * hi:g} %"
-    if not np.isfinite(hi):
-        return f">= {100 * lo:g} %"
-    return f"{100 * lo:g} .. {100 * hi:g} %"
-
-
 def analyse(sc: Scores, dets: list[EvalDetector]) -> dict:
     """Metrics of every detector on one set: overall, per kind, per CNR (or
     link margin) range, per damaged-line share (when the labels give it),
@@ -358,7 +350,7 @@ def analyse(sc: Scores, dets: list[EvalDetector]) -> dict:
                            "recall": float(pred[pos].mean()) if pos.any() else None,
                            "fpr": float(pred[neg].mean()) if neg.any() else None})
         res["per_range"] = ranges
-        res["per_damage"] = [{"range": _share_label(DAMAGE_BINS[b], DAMAGE_BINS[b + 1]),
+        res["per_damage"] = [{"range": _edge_label(100 * DAMAGE_BINS[b], 100 * DAMAGE_BINS[b + 1], " %"),
                               "positives": int((damage_idx == b).sum()),
                               "recall": float(pred[damage_idx == b].mean())}
                              for b in range(len(DAMAGE_BINS) - 1) if (damage_idx == b).any()]
