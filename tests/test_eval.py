@@ -268,3 +268,55 @@ def test_eval_detect_with_an_h264_dvr(clips_dir, tmp_path, rtclean_cmd):
     sim = json.loads((out / "report.json").read_text())["sets"]["simulated"]
     assert sim["dvr_h264_kbps"] == 2000 and sim["dvr_jpeg_quality"] is None
     assert sim["frames"] + sum(sim["skipped"].values()) == 6
+
+
+def test_interlace_takes_each_field_from_its_own_frame():
+    """Even lines from frame t, odd lines from frame t + 1, one frame fewer;
+    with a size, each frame is fitted to it before the weave."""
+    from rtclean.train.synth import interlace
+
+    frames = [np.full((6, 8, 3), v, np.uint8) for v in (10, 20, 30)]
+    woven = list(interlace(iter(frames)))
+    assert len(woven) == 2
+    assert (woven[0][0::2] == 10).all() and (woven[0][1::2] == 20).all()
+    assert (woven[1][0::2] == 20).all() and (woven[1][1::2] == 30).all()
+    assert (frames[0] == 10).all()  # the input is not written to
+    sized = list(interlace(iter(frames), (16, 12)))
+    assert sized[0].shape == (12, 16, 3) and (sized[0][1::2] == 20).all()
+
+
+def test_woven_real_pan_is_combed(clips_dir):
+    """A fast pan woven as an interlaced camera gives it reads as combed to
+    the classical detector (its ``comb`` feature over COMBED on most
+    frames), the same frames as they are do not."""
+    from rtclean.detect.classical import COMBED, ClassicalDetector
+    from rtclean.train.synth import interlace, read_frames
+
+    clip = clips_dir / "tennis_fastpan_854x480.mkv"
+    combs = {}
+    for name, frames in (("as is", read_frames(clip, 24)), ("woven", interlace(read_frames(clip, 25)))):
+        det = ClassicalDetector()
+        combs[name] = [det.detect(f).features["comb"] for f in frames]
+    assert len(combs["woven"]) == 24
+    assert max(combs["as is"]) < COMBED / 2
+    assert np.median(combs["woven"]) > COMBED
+
+
+def test_eval_detect_interlaced(clips_dir, tmp_path, rtclean_cmd):
+    """--interlaced weaves the simulated set's content and the untouched
+    check's frames, and the report says so."""
+    out = tmp_path / "r"
+    clip = clips_dir / "carphone_176x144.mp4"
+    proc = subprocess.run(rtclean_cmd + ["eval", "detect", "--clips", str(clip), "--frames", "6", "--interlaced",
+                                         "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    sim, un = report["sets"]["simulated"], report["untouched"]
+    assert sim["interlaced"] is True and un["interlaced"] is True
+    assert sim["frames"] + sum(sim["skipped"].values()) == 6
+    import av
+
+    with av.open(str(clip)) as c:
+        n = sum(1 for _ in c.decode(video=0))
+    assert un["frames"] == n - 1
+    assert "interlaced camera" in (out / "report.html").read_text()

@@ -255,12 +255,15 @@ def score_folders(dirs: list[str], dets: list[EvalDetector]) -> Scores:
 
 def score_sim_clips(clips: list[Path], frames: int, seed: int, dets: list[EvalDetector],
                     standard: str = "pal", breakup: float = 0.5, sim: str = "image",
-                    dvr_quality: int = 0, dvr_kbps: int = 0) -> tuple[Scores, dict]:
+                    dvr_quality: int = 0, dvr_kbps: int = 0, interlaced: bool = False) -> tuple[Scores, dict]:
     """Every detector on simulated breakup over ``clips``; with
     ``dvr_quality`` the frames are first stored as an MJPEG DVR would, with
-    ``dvr_kbps`` as an H.264 DVR stream at that bitrate (one per clip)."""
-    from rtclean.train.synth import (H264Dvr, SimSettings, dvr_roundtrip, frame_class, link_figures, read_frames,
-                                     simulate)
+    ``dvr_kbps`` as an H.264 DVR stream at that bitrate (one per clip);
+    with ``interlaced`` the content is woven from two frames (``interlace``)
+    before the simulator sees it."""
+    from rtclean.sim.feed import STANDARDS
+    from rtclean.train.synth import (H264Dvr, SimSettings, dvr_roundtrip, frame_class, interlace, link_figures,
+                                     read_frames, simulate)
 
     settings = SimSettings(standard, breakup, sim)
     sc = Scores()
@@ -269,7 +272,13 @@ def score_sim_clips(clips: list[Path], frames: int, seed: int, dets: list[EvalDe
         for d in dets:
             d.reset()
         h264 = H264Dvr(dvr_kbps) if dvr_kbps else None
-        for sf in simulate(read_frames(clip, frames, loop=True), seed * 1000 + ci, settings):
+        if interlaced:
+            std = STANDARDS.get(standard)
+            size = (std.width, std.height) if std is not None else None
+            content = interlace(read_frames(clip, frames + 1, loop=True), size)
+        else:
+            content = read_frames(clip, frames, loop=True)
+        for sf in simulate(content, seed * 1000 + ci, settings):
             image = h264(sf.image) if h264 else dvr_roundtrip(sf.image, dvr_quality) if dvr_quality else sf.image
             row = _rows(dets, image)  # every frame: detectors keep their context
             cls = frame_class(sf.label.kind, sf.label.damaged_lines)
@@ -281,8 +290,10 @@ def score_sim_clips(clips: list[Path], frames: int, seed: int, dets: list[EvalDe
     return sc, skipped
 
 
-def score_untouched(clips: list[Path], dets: list[EvalDetector]) -> dict:
-    from rtclean.train.synth import read_frames
+def score_untouched(clips: list[Path], dets: list[EvalDetector], interlaced: bool = False) -> dict:
+    """False positives on the clips as they are (woven, at their own size,
+    with ``interlaced``)."""
+    from rtclean.train.synth import interlace, read_frames
 
     per_clip = []
     for clip in clips:
@@ -291,7 +302,7 @@ def score_untouched(clips: list[Path], dets: list[EvalDetector]) -> dict:
         n = 0
         names = _names(dets)
         fp = {name: 0 for name, _ in names}
-        for image in read_frames(clip):
+        for image in (interlace(read_frames(clip)) if interlaced else read_frames(clip)):
             n += 1
             row = _rows(dets, image)
             for name, t in names:
@@ -369,7 +380,7 @@ def analyse(sc: Scores, dets: list[EvalDetector]) -> dict:
 
 def run_eval(data_dirs: list[str], clips: list[str], model: str | None, out_dir: str, frames: int = 250,
              seed: int = 77, standard: str = "pal", breakup: float = 0.5, sim: str = "image",
-             dvr_quality: int = 0, dvr_kbps: int = 0) -> dict:
+             dvr_quality: int = 0, dvr_kbps: int = 0, interlaced: bool = False) -> dict:
     """The whole ``rtclean eval detect`` run; writes report.json and report.html."""
     from rtclean.train.report import write_html
     from rtclean.train.synth import list_clips
@@ -404,17 +415,19 @@ def run_eval(data_dirs: list[str], clips: list[str], model: str | None, out_dir:
         for d in dets:
             d.times_ms.clear()  # speed is measured on the simulated 720x576 (720x480) streams
         sc, skipped = score_sim_clips(clip_paths, frames, seed, dets, standard, breakup, sim, dvr_quality,
-                                       dvr_kbps)
+                                       dvr_kbps, interlaced)
         report["sets"]["simulated"] = {"clips": [p.name for p in clip_paths], "frames_per_clip": frames,
                                        "seed": seed, "seeds": [seed * 1000 + i for i in range(len(clip_paths))],
                                        "simulator": sim, "standard": standard, "skipped": skipped,
                                        "dvr_jpeg_quality": dvr_quality or None, "dvr_h264_kbps": dvr_kbps or None,
+                                       "interlaced": interlaced,
                                        **analyse(sc, dets)}
         for d in dets:
             report["detectors"][d.name]["median_ms_per_frame"] = round(float(np.median(d.times_ms)), 4) \
                 if d.times_ms else None
         combined.extend(sc)
-        report["untouched"] = score_untouched(clip_paths, dets)
+        report["untouched"] = score_untouched(clip_paths, dets, interlaced)
+        report["untouched"]["interlaced"] = interlaced
     if data_dirs and clip_paths:
         report["sets"]["all"] = analyse(combined, dets)
     report["seconds"] = round(time.monotonic() - t0, 1)

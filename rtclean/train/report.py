@@ -90,7 +90,8 @@ def _set_html(name: str, s: dict) -> str:
                     f"<td>{_num(r['roc_auc'])}</td><td>{c['tp']}</td><td>{c['fp']}</td><td>{c['tn']}</td>"
                     f"<td>{c['fn']}</td></tr>")
     out = [f"<h2>{html.escape(name)}</h2><p>{s['frames']} frames: {s['positives']} breakup, "
-           f"{s['negatives']} clean</p>",
+           f"{s['negatives']} clean{'; content woven as an interlaced camera gives it' if s.get('interlaced') else ''}"
+           "</p>",
            "<table><tr><th>detector</th><th>threshold</th><th>precision</th><th>recall</th><th>F1</th>"
            "<th>FPR</th><th>ROC AUC</th><th>TP</th><th>FP</th><th>TN</th><th>FN</th></tr>" + "".join(rows)
            + "</table>"]
@@ -146,7 +147,8 @@ def write_html(report: dict, path: str | Path) -> None:
                        + "".join(f"<td>{v}</td>" for v in c["false_positives"].values()) + "</tr>"
                        for c in un["clips"])
         total = "".join(f"<td>{un['false_positives'][d]} ({_pct(un['fp_rate'][d])})</td>" for d in un["false_positives"])
-        parts.append(f"<h2>untouched clips (every frame is clean)</h2><table><tr><th>clip</th><th>frames</th>{head}"
+        woven = "woven as an interlaced camera gives them; " if un.get("interlaced") else ""
+        parts.append(f"<h2>untouched clips ({woven}every frame is clean)</h2><table><tr><th>clip</th><th>frames</th>{head}"
                      f"</tr>{body}<tr><th>total</th><td>{un['frames']}</td>{total}</tr></table>")
     parts.append("</body></html>")
     Path(path).write_text("".join(parts), encoding="utf-8")

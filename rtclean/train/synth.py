@@ -101,6 +101,32 @@ def read_frames(path: Path, n: int | None = None, loop: bool = False) -> Iterato
         src.close()
 
 
+def interlace(frames: Iterator[np.ndarray], size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+    """Frames as an interlaced camera gives them: even lines from frame t,
+    odd lines from frame t + 1 (one frame fewer than given). Analog FPV
+    cameras are often interlaced, and with motion every moving edge is
+    combed; the simulators take both fields at one instant. Consecutive
+    frames of a 25-30 fps clip are twice a field period apart, so the
+    combing is that of twice the clip's motion: a hard case.
+
+    ``size`` (w, h) fits each frame to the analog frame first (as the
+    simulators do), so the weave is on the picture's own lines; without it
+    the frames keep their size."""
+    from rtclean.sim.feed import fit_frame
+
+    prev = None
+    for f in frames:
+        if size is not None:
+            f = fit_frame(f, size)
+        if prev is not None:
+            if f.shape != prev.shape:
+                raise RtcleanError(f"cannot interlace frames of different sizes {prev.shape} and {f.shape}")
+            woven = prev.copy()
+            woven[1::2] = f[1::2]
+            yield woven
+        prev = f
+
+
 @dataclass(slots=True)
 class SimSettings:
     standard: str = "pal"

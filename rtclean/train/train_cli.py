@@ -41,7 +41,7 @@ def cmd_eval_detect(args: argparse.Namespace) -> int:
     _logging(args)
     report = run_eval(args.data or [], args.clips or [], args.model, args.out, frames=args.frames,
                       seed=args.seed, standard=args.standard, breakup=args.breakup, sim=args.sim,
-                      dvr_quality=args.dvr, dvr_kbps=args.dvr_h264)
+                      dvr_quality=args.dvr, dvr_kbps=args.dvr_h264, interlaced=args.interlaced)
     for name, s in report["sets"].items():
         for det, r in s["detectors"].items():
             rec = "n/a" if r["recall"] is None else f"{100 * r['recall']:.2f}%"
@@ -92,5 +92,8 @@ def register(sub, common) -> None:
     d.add_argument("--dvr-h264", type=int, default=0, metavar="KBPS",
                    help="store the simulated frames as an H.264 DVR stream at KBPS kbit/s (low-latency libx264, "
                         "keyframe every 25 frames) before detecting (default 0: off)")
+    d.add_argument("--interlaced", action="store_true",
+                   help="weave the clips' frames as an interlaced camera with motion gives them (even lines "
+                        "from frame t, odd lines from t + 1), for the simulated set and the untouched check")
     d.set_defaults(func=cmd_eval_detect)
     __import__("rtclean.repair.eval_cli", fromlist=["register"]).register(esub, common)  # `eval repair`
