@@ -288,3 +288,41 @@ def test_augment_scales_the_impulse_planes_by_the_gain_only():
     np.testing.assert_allclose(out[~cuts, ..., 3], out[~cuts, ..., 2], atol=1e-6)
     swapped = (out[..., 9, 9, 2] > 0) != (out[..., 9, 9, 3] > 0)
     assert swapped.any() and np.all(cuts[swapped])
+
+
+@needs_tf
+@pytest.mark.slow
+def test_training_graph_computes_what_the_exported_model_does(tmp_path):
+    """The training graph runs each width-only depthwise step as a stride-1
+    convolution with its odd columns kept (TensorFlow's own kernel takes no
+    strides (1, 2)); the exported model has the strided convolution with the
+    same weights. With random weights, batch-norm statistics included, both
+    give the same frame and band scores (float32 export, a real
+    interpreter)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from rtclean.train.export import to_float32
+    from rtclean.train.model import build_model
+
+    h, w, c = 128, 32, 4
+    train_model = build_model(h, w, c)
+    assert any(layer.name.endswith("_odd_columns") for layer in train_model.layers)
+    rng = np.random.default_rng(7)
+    weights = [rng.normal(0.0, 0.3, x.shape).astype(np.float32) for x in train_model.get_weights()]
+    # batch-norm variances must stay positive
+    weights = [np.abs(x) + 0.5 if "variance" in v.path else x for x, v in zip(weights, train_model.weights)]
+    train_model.set_weights(weights)
+    path = tmp_path / "m.f32.tflite"
+    path.write_bytes(to_float32(train_model, tmp_path))
+    interp = Interpreter(model_path=str(path), num_threads=1)
+    interp.allocate_tensors()
+    x = rng.uniform(-1.0, 1.0, (3, h, w, c)).astype(np.float32)
+    outs = {int(np.prod(o["shape"])): o["index"] for o in interp.get_output_details()}
+    for i in range(len(x)):
+        interp.set_tensor(interp.get_input_details()[0]["index"], x[i:i + 1])
+        interp.invoke()
+        keras_out = train_model(x[i:i + 1], training=False)
+        np.testing.assert_allclose(interp.get_tensor(outs[1]).ravel(), np.asarray(keras_out["frame"]).ravel(),
+                                   atol=1e-4)
+        np.testing.assert_allclose(interp.get_tensor(outs[16]).ravel(), np.asarray(keras_out["bands"]).ravel(),
+                                   atol=1e-4)

@@ -29,7 +29,7 @@ def _converter(model, workdir: Path):
     from rtclean.train.model import build_model
 
     h, w, c = model.input_shape[1:]
-    fixed = build_model(h, w, c, batch_size=1)
+    fixed = build_model(h, w, c, batch_size=1, export=True)
     fixed.set_weights(model.get_weights())
     saved = workdir / "saved_model"
     # a fully static signature lets the converter fold the batch size

@@ -34,11 +34,32 @@ FEATURE_ROWS_PER_FIELD = 16
 FRAME_DROPOUT = 0.3
 
 
-def build_model(h: int = DEFAULT_SIZE[1], w: int = DEFAULT_SIZE[0], channels: int = 2, batch_size: int | None = None):
-    """The Keras model; ``batch_size=1`` for export (a fixed batch keeps
-    Reshape static: no SHAPE/PACK/STRIDED_SLICE ops in the TFLite graph)."""
+def build_model(h: int = DEFAULT_SIZE[1], w: int = DEFAULT_SIZE[0], channels: int = 2, batch_size: int | None = None,
+                export: bool = False):
+    """The Keras model; ``batch_size=1`` and ``export=True`` for export (a
+    fixed batch keeps Reshape static: no SHAPE/PACK/STRIDED_SLICE ops in the
+    TFLite graph).
+
+    The two width-only steps (blocks b3 and b4) are depthwise convolutions
+    with strides (1, 2). TensorFlow's own CPU kernel takes equal strides
+    only; the oneDNN one, which TensorFlow turns on by default on some x86
+    CPUs and not on others (AMD EPYC here), takes any. So for training each
+    is a stride-1 convolution whose every other column is kept (the columns
+    the strided one computes: 'same' padding with stride 2 pads only on the
+    right, so output column j is centred on input column 2j + 1), and the
+    export model has the strided convolution itself, with the same weights,
+    a DEPTHWISE_CONV_2D for the Edge TPU."""
     import keras
     from keras import layers
+
+    class OddColumns(layers.Layer):
+        """Columns 1, 3, 5, ... (no weights)."""
+
+        def call(self, x):
+            return x[:, :, 1::2, :]
+
+        def compute_output_shape(self, shape):
+            return (shape[0], shape[1], None if shape[2] is None else shape[2] // 2, shape[3])
 
     if h % 128 or w % 16:
         # /4 leaves 16 rows per field (one per band) at H = 128, 32 at 256 (pooled to 16)
@@ -46,7 +67,11 @@ def build_model(h: int = DEFAULT_SIZE[1], w: int = DEFAULT_SIZE[0], channels: in
     inp = keras.Input((h, w, channels), batch_size=batch_size, name="frames")
 
     def sep(x, filters, strides, name):
-        x = layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, name=f"{name}_dw")(x)
+        if strides == (1, 2) and not export:  # (see above)
+            x = layers.DepthwiseConv2D(3, strides=1, padding="same", use_bias=False, name=f"{name}_dw")(x)
+            x = OddColumns(name=f"{name}_odd_columns")(x)
+        else:
+            x = layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, name=f"{name}_dw")(x)
         x = layers.BatchNormalization(name=f"{name}_dwbn")(x)
         x = layers.ReLU(6.0, name=f"{name}_dwrelu")(x)
         x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
