@@ -201,6 +201,21 @@ COMB_FIELD = 6
 # woven as an interlaced camera gives them, to save 2-3 of 2623 real woven
 # frames).
 COMBED = 0.01
+# A click's soft shoulders: a faint click that an H.264 or MJPEG DVR stored
+# (or a narrow receiver's bandwidth) keeps only its middle pixel or two at
+# white or black, the pixels either side of it stand out of the lines around
+# them by as much but are grey. A run of FINE_OPEN pixels that stand out
+# counts as a click when at least one of them is near white or black, on
+# frames combed less than SOFT_COMB. Measured (docs/training.md, "Soft
+# clicks and interlaced cameras"): analog seed 81 stored as H.264 at 4 /
+# 1.5 Mbit/s 110 -> 118 and 100 -> 114 of 136 breakup frames found, the
+# demo loops 208 -> 214 of 230 (rendered, stored as H.264, combed 1-3 %),
+# the sets as captured unchanged; one more real frame flagged, at every 6th
+# frame of a clip. On frames combed 8-44 % (real clips woven from frames t
+# and t + 1, the analog simulator woven the same way) it flagged 3 more
+# clean frames: a moving thin line of a combed frame is a one-line streak
+# whose core can reach white or black.
+SOFT_COMB = 0.05
 # Clicks on flat ground: where the scene is flat (the lines above and below,
 # two each way, a few view pixels either side, span little), a click stands
 # out however faint or mid-grey it is, while scene detail that stands out of
@@ -337,12 +352,14 @@ class ClassicalDetector(Detector):
             out = p if out is None else cv2.max(out, p)
         return np.bincount(self._pair_band, weights=_row_means(out), minlength=NBANDS) / self._pair_rows
 
-    def _fine_clicks(self, image: np.ndarray, w: int) -> np.ndarray:
+    def _fine_clicks(self, image: np.ndarray, w: int, soft: bool = False) -> np.ndarray:
         """The click streak mask of lines 2 .. h-3 at view width ``w``: full-width
         luma pixels that stand out of both same-field and both other-field
         neighbour lines by more than STREAK_LEVEL towards white (black) and
         are near white (black), kept where at least FINE_OPEN of them run
-        along the line, pooled to the view's columns.
+        along the line, pooled to the view's columns. With ``soft``, a run
+        of FINE_OPEN pixels that stand out is kept when any one of them is
+        near white or black (a click's soft shoulders, see SOFT_COMB).
 
         Written into buffers kept between frames: a dozen full-frame
         temporaries would each cost a fresh allocation (page faults), which
@@ -368,11 +385,19 @@ class ClassicalDetector(Detector):
         cv2.compare(b, STREAK_LEVEL, cv2.CMP_GT, dst=b)  # below all four: cannot be near white
         cv2.bitwise_or(a, b, dst=a)
         cv2.LUT(g, _EXTREME, dst=c)
-        cv2.bitwise_and(a, c, dst=a)
-        # opening along the line (runs shorter than FINE_OPEN go), fused
-        # with the pooling: the kept runs are spread over the view column
-        # spans they touch, then each span is read at its first pixel
-        cv2.erode(a, _OPEN, dst=b, anchor=(0, 0))
+        if soft:
+            # a run of FINE_OPEN that stands out, with at least one pixel
+            # of it at white or black (see SOFT_COMB)
+            cv2.bitwise_and(a, c, dst=c)
+            cv2.dilate(c, _OPEN, dst=c, anchor=(0, 0))
+            cv2.erode(a, _OPEN, dst=b, anchor=(0, 0))
+            cv2.bitwise_and(b, c, dst=b)
+        else:
+            cv2.bitwise_and(a, c, dst=a)
+            # opening along the line (runs shorter than FINE_OPEN go)
+            cv2.erode(a, _OPEN, dst=b, anchor=(0, 0))
+        # fused with the pooling: the kept runs are spread over the view
+        # column spans they touch, then each span is read at its first pixel
         cv2.dilate(b, pool, dst=a, anchor=(FINE_OPEN - 1, 0))
         m = a[2:-2, cols]
         # a click hits one line at a random place: click pixels stacked over
@@ -455,7 +480,7 @@ class ClassicalDetector(Detector):
         # rarely reaches either with this much contrast
         extreme = cv2.bitwise_or(cv2.compare(mid, CLICK_WHITE, cv2.CMP_GT), cv2.compare(mid, CLICK_BLACK, cv2.CMP_LT))
         vmask = cv2.bitwise_and(cv2.compare(p_both, STREAK_LEVEL, cv2.CMP_GT), extreme)  # 0 / 255
-        mask = self._fine_clicks(image, w)
+        mask = self._fine_clicks(image, w, soft=comb < SOFT_COMB)
         new = cv2.subtract(mask, cv2.dilate(self._prev_mask, _PERSIST)) if self._prev_mask is not None else mask
         fresh_bf = self._per_band(_row_means(new)) / 255.0 * self._band_px
         fresh_px = fresh_bf.max(axis=1)
