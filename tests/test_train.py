@@ -221,6 +221,36 @@ def test_synth_dvr_stores_frames_as_a_goggle_dvr(tmp_path, clips_dir, rtclean_cm
             assert np.abs(cv2.imdecode(buf, cv2.IMREAD_COLOR).astype(int) - b.astype(int)).max() <= 1
 
 
+def test_synth_interlaced_weaves_the_content(tmp_path, clips_dir, rtclean_cmd):
+    """`dataset synth --interlaced 1`: every pass's content is woven as an
+    interlaced camera gives it before the simulator, and the labels say so;
+    the clean frames of a fast pan read as combed to the classical detector,
+    those of the plain run do not."""
+    import cv2
+
+    from rtclean.detect.classical import COMBED, ClassicalDetector
+
+    combs, runs = {}, {}
+    for name, extra in (("plain", []), ("woven", ["--interlaced", "1"])):
+        out = tmp_path / name
+        proc = subprocess.run(rtclean_cmd + ["dataset", "synth", "--clips", str(clips_dir / "tennis_fastpan_854x480.mkv"),
+                                             "--out", str(out), "--frames", "16", "--seed", "5", "--sim", "image",
+                                             "--breakup", "0.2", "-q", *extra], capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        runs[name] = [json.loads(line) for line in (out / "labels.jsonl").read_text().splitlines()]
+        clean = [r for r in runs[name] if r["class"] == "clean"]
+        assert len(clean) >= 4
+        combs[name] = [ClassicalDetector().detect(cv2.imread(str(out / r["file"]))).features["comb"] for r in clean]
+    assert all(r.get("interlaced") is True for r in runs["woven"])
+    assert not any("interlaced" in r for r in runs["plain"])
+    assert np.median(combs["woven"]) > COMBED > max(combs["plain"]), combs
+    proc = subprocess.run(rtclean_cmd + ["dataset", "synth", "--clips", str(clips_dir / "carphone_176x144.mp4"),
+                                         "--out", str(tmp_path / "bad"), "--interlaced", "1.5"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--interlaced" in proc.stderr
+
+
 def _train_one_epoch(rtclean_cmd, data, out, preprocess: int) -> dict:
     """`rtclean train` for one epoch with the given preprocessing; its card."""
     proc = subprocess.run(rtclean_cmd + ["train", "--data", str(data), "--out", str(out), "--epochs", "1",

@@ -60,7 +60,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     _logging(args)
     variety = Variety(passes=args.passes, demo=args.demo, compress=args.compress, dvr=args.dvr,
-                      dvr_codec=args.dvr_codec)
+                      dvr_codec=args.dvr_codec, interlaced=args.interlaced)
     result = synth_dataset(clips=args.clips, out=args.out, frames=args.frames, seed=args.seed,
                            standard=args.standard, breakup=args.breakup, sim=args.sim, variety=variety)
     print(result["summary"])
@@ -146,4 +146,7 @@ def register(sub, common) -> None:
     sy.add_argument("--dvr-codec", choices=("mjpeg", "h264", "mix"), default="mjpeg",
                     help="that DVR: mjpeg (JPEG 35-90, 4:2:0), h264 (a 1-6 Mbit/s stream, low-latency "
                          "like a goggle's encoder) or mix (each DVR pass one of the two; default mjpeg)")
+    sy.add_argument("--interlaced", type=_share, default=0.0, metavar="F",
+                    help="share of passes whose content is woven as an interlaced camera gives it (even lines "
+                         "from frame t, odd from t + 1) before the simulator (default 0)")
     sy.set_defaults(func=cmd_synth)

@@ -267,12 +267,16 @@ class Variety:
     dvr_codec: that DVR's codec: "mjpeg" (JPEG quality 35-90, 4:2:0),
               "h264" (a stream at 1-6 Mbit/s, see H264Dvr) or "mix" (each
               DVR pass one of the two, even odds).
+    interlaced: share of passes whose content is woven as an interlaced
+              camera gives it (``interlace``) before the simulator: combed
+              clean and broken frames, so combing is no cue for breakup.
     """
     passes: int = 1
     demo: int = 0
     compress: float = 0.0
     dvr: float = 0.0
     dvr_codec: str = "mjpeg"
+    interlaced: float = 0.0
 
 
 def _vary(frames: Iterator[np.ndarray], rng: np.random.Generator, identity: bool,
@@ -320,8 +324,9 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
         raise RtcleanError(f"--breakup must be in [0, 1], got {breakup}")
     variety = variety or Variety()
     if variety.passes < 1 or variety.demo < 0 or not 0.0 <= variety.compress <= 1.0 \
-            or not 0.0 <= variety.dvr <= 1.0:
-        raise RtcleanError(f"bad variety settings {variety}: passes >= 1, demo >= 0, compress and dvr in [0, 1]")
+            or not 0.0 <= variety.dvr <= 1.0 or not 0.0 <= variety.interlaced <= 1.0:
+        raise RtcleanError(f"bad variety settings {variety}: passes >= 1, demo >= 0, compress, dvr and interlaced "
+                           "in [0, 1]")
     if variety.dvr_codec not in DVR_CODECS:
         raise RtcleanError(f"DVR codec must be one of {', '.join(DVR_CODECS)}, got {variety.dvr_codec!r}")
     settings = SimSettings(standard=str(standard).lower(), breakup=float(breakup), sim=sim)
@@ -354,10 +359,18 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
                 if codec == "mix":  # drawn only in mix mode: MJPEG-only datasets stay as they were
                     codec = "h264" if rng.random() < 0.5 else "mjpeg"
                 store, dvr_rec = dvr_store(codec, rng, dvr)
+            # drawn last, and only when asked for: datasets without it stay as they were
+            woven = bool(variety.interlaced) and rng.random() < variety.interlaced
+            n = per_unit + 1 if woven else per_unit  # (weaving makes one frame fewer)
             if clip is None:
-                content = _vary(_demo_frames(clip_seed, settings.standard, per_unit), rng, True, jpeg)
+                content = _vary(_demo_frames(clip_seed, settings.standard, n), rng, True, jpeg)
             else:
-                content = _vary(read_frames(clip, per_unit, loop=True), rng, k == 0, jpeg)
+                content = _vary(read_frames(clip, n, loop=True), rng, k == 0, jpeg)
+            if woven:
+                from rtclean.sim.feed import STANDARDS
+
+                std = STANDARDS.get(settings.standard)  # (an unknown one: simulate() says so)
+                content = interlace(content, (std.width, std.height) if std is not None else None)
             prev = None
             for sf in simulate(content, clip_seed, settings):
                 # every frame goes through the store, written or not: an H.264 DVR is a stream
@@ -376,6 +389,8 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
                     raise RtcleanError(f"{root}: cannot write frames (disk full or not writable?)")
                 rec = label_record(sf, name, cls, group, clip_seed)
                 rec.update(dvr_rec)
+                if woven:
+                    rec["interlaced"] = True
                 labels.write(json.dumps(rec) + "\n")
                 counts[cls] += 1
                 if cls == "breakup":
