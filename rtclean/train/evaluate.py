@@ -261,9 +261,8 @@ def score_sim_clips(clips: list[Path], frames: int, seed: int, dets: list[EvalDe
     ``dvr_kbps`` as an H.264 DVR stream at that bitrate (one per clip);
     with ``interlaced`` the content is woven from two frames (``interlace``)
     before the simulator sees it."""
-    from rtclean.sim.feed import STANDARDS
     from rtclean.train.synth import (H264Dvr, SimSettings, dvr_roundtrip, frame_class, interlace, link_figures,
-                                     read_frames, simulate)
+                                     read_frames, simulate, standard_size)
 
     settings = SimSettings(standard, breakup, sim)
     sc = Scores()
@@ -273,9 +272,7 @@ def score_sim_clips(clips: list[Path], frames: int, seed: int, dets: list[EvalDe
             d.reset()
         h264 = H264Dvr(dvr_kbps) if dvr_kbps else None
         if interlaced:
-            std = STANDARDS.get(standard)
-            size = (std.width, std.height) if std is not None else None
-            content = interlace(read_frames(clip, frames + 1, loop=True), size)
+            content = interlace(read_frames(clip, frames + 1, loop=True), standard_size(standard))
         else:
             content = read_frames(clip, frames, loop=True)
         for sf in simulate(content, seed * 1000 + ci, settings):

@@ -101,6 +101,15 @@ def read_frames(path: Path, n: int | None = None, loop: bool = False) -> Iterato
         src.close()
 
 
+def standard_size(standard: str) -> tuple[int, int] | None:
+    """(w, h) of a video standard's analog frame; None for an unknown one
+    (``simulate`` says so)."""
+    from rtclean.sim.feed import STANDARDS
+
+    std = STANDARDS.get(standard)
+    return (std.width, std.height) if std is not None else None
+
+
 def interlace(frames: Iterator[np.ndarray], size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
     """Frames as an interlaced camera gives them: even lines from frame t,
     odd lines from frame t + 1 (one frame fewer than given). Analog FPV
@@ -367,10 +376,7 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
             else:
                 content = _vary(read_frames(clip, n, loop=True), rng, k == 0, jpeg)
             if woven:
-                from rtclean.sim.feed import STANDARDS
-
-                std = STANDARDS.get(settings.standard)  # (an unknown one: simulate() says so)
-                content = interlace(content, (std.width, std.height) if std is not None else None)
+                content = interlace(content, standard_size(settings.standard))
             prev = None
             for sf in simulate(content, clip_seed, settings):
                 # every frame goes through the store, written or not: an H.264 DVR is a stream
