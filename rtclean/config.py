@@ -88,6 +88,10 @@ class DetectConfig:
                          doc="auto: the TFLite model together with the classical detector if the model loads, else classical")
     model: str = spec("models/breakup.tflite", doc="TFLite model (relative to the package root or absolute)")
     delegate: str = spec("cpu", choices=("cpu", "edgetpu"))
+    precision: str = spec("auto", choices=("auto", "int8", "float32"),
+                          doc="model file: the int8 one, the float32 twin its card names, or auto: the "
+                              "twin when it runs clearly faster on this CPU (timed at start-up; the Edge "
+                              "TPU takes int8)")
     threshold: float = spec(0.5, lo=0.0, hi=1.0, doc="score at or above which a frame is broken")
     release: float = spec(0.35, lo=0.0, hi=1.0, doc="score below which a breakup run may end")
     clean_frames: int = spec(2, lo=1, hi=100, doc="clean frames needed to end a breakup run")

@@ -528,4 +528,6 @@ class LivePipeline:
 
 def describe_detector(detector: Detector) -> str:
     runtime = getattr(detector, "runtime", None)
-    return f"{detector.name} ({runtime})" if runtime else detector.name
+    if not runtime:
+        return detector.name
+    return f"{detector.name} ({runtime}, {detector.precision})"

@@ -81,8 +81,12 @@ def test_shipped_companion_is_checked_and_a_missing_one_warns(rtclean_cmd, tmp_p
     failure (the detector runs on with the first model)."""
     r = run_check(rtclean_cmd, tmp_path, "source.kind=demo")
     assert r.returncode == 0, r.stdout + r.stderr
-    comp = finding(r.stdout, "companion")
-    assert comp.split()[0] == OK and "breakup_solo.tflite loads" in comp and "counts from 0.4" in comp
+    comp, model = finding(r.stdout, "companion"), finding(r.stdout, "model")
+    # detect.precision: auto runs the int8 files or their float32 twins (rtclean.detect.precision)
+    twin = "float32; detect.precision: auto" in model
+    assert twin or "int8; detect.precision: auto" in model, model
+    solo = "breakup_solo.f32.tflite" if twin else "breakup_solo.tflite"
+    assert comp.split()[0] == OK and f"{solo} loads" in comp and "counts from 0.4" in comp
     models = Path(__file__).resolve().parents[1] / "models"
     lone = tmp_path / "lone"
     lone.mkdir()

@@ -250,7 +250,7 @@ def test_shipped_model_meets_the_contract_and_is_the_default():
     res = det.detect(gradient_frame())
     assert res.bands.shape == (NBANDS,) and 0 <= res.score <= 1
     auto = make_detector(DetectConfig(), SHIPPED.parents[1])
-    assert isinstance(auto, FusedDetector) and auto.model_path == SHIPPED
+    assert isinstance(auto, FusedDetector) and auto.model.card_path == SHIPPED  # the file or its float32 twin
 
 
 def test_cli_prints_nothing_but_its_own_line(clips_dir, tmp_path, rtclean_cmd):

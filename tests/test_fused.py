@@ -203,7 +203,7 @@ def test_shipped_pair_meets_the_contract():
     assert solo.threshold == card["threshold"] and 0.5 < solo.threshold < 1
     assert solo._in_dtype is np.int8 and solo.input_key() == TFLiteDetector(SHIPPED).input_key()
     assert path.with_name(card["float32_model"]).is_file()
-    auto = make_detector(DetectConfig(), SHIPPED.parents[1])
+    auto = make_detector(DetectConfig(precision="int8"), SHIPPED.parents[1])
     assert isinstance(auto, FusedDetector) and auto.companion is not None and auto._shared_planes
     assert auto.companion.model_path == path
 
@@ -217,9 +217,9 @@ def test_shipped_pair_finds_faint_dvr_sparklies_the_first_model_misses(clips_dir
     the shipped card, 25 without the companion's agreement, 23 with the
     first model alone (24 and 13 with the first two before the classical
     detector's flat-ground clicks, which find some of the same frames)."""
-    pair = make_detector(DetectConfig(), SHIPPED.parents[1])
+    pair = make_detector(DetectConfig(precision="int8"), SHIPPED.parents[1])
     assert pair.companion_agree == card_companion_agree(SHIPPED) is not None
-    no_agree = make_detector(DetectConfig(), SHIPPED.parents[1])
+    no_agree = make_detector(DetectConfig(precision="int8"), SHIPPED.parents[1])
     no_agree.companion_agree = CompanionAgree(0.4, float("inf"))  # never agrees: the companion at 0.5 only
     one = FusedDetector(TFLiteDetector(SHIPPED))
     dets = {"pair": pair, "no_agree": no_agree, "one": one}

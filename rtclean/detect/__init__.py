@@ -9,6 +9,9 @@
   rtclean.detect.fused) if the model file exists
   and a runtime loads it, else classical alone. Which one and why is logged at INFO, so a Pi that quietly
   runs without its model is visible in the log.
+
+``detect.precision`` says which file of the model runs, the int8 one or
+its float32 twin (rtclean.detect.precision).
 """
 
 from __future__ import annotations
@@ -38,18 +41,22 @@ def model_path(cfg: DetectConfig, root: Path) -> Path:
 
 
 def load_fused(path: Path, delegate: str = "cpu", num_threads: int = 1,
-               classical: Detector | None = None) -> Detector:
+               classical: Detector | None = None, precision: str = "int8") -> Detector:
     """The classical detector, the model at ``path`` and the companion its
-    card names, fused (rtclean.detect.fused). A companion that cannot be
+    card names, fused (rtclean.detect.fused), in ``precision`` (the int8
+    files, their float32 twins, or ``auto``: rtclean.detect.precision; the
+    companion follows the main model's choice). A companion that cannot be
     used is left out with a warning: the pair's first model still works
     under its own rule. A bad main model is a ModelError."""
     from rtclean.detect.fused import FusedDetector
-    from rtclean.detect.tflite import TFLiteDetector, card_companion_agree, load_companion
+    from rtclean.detect.precision import load_detector
+    from rtclean.detect.tflite import card_companion_agree, load_companion
 
-    det = TFLiteDetector(path, delegate, num_threads)
+    det = load_detector(path, precision, delegate, num_threads)
     agree = None
-    try:
-        companion = load_companion(path, delegate, num_threads)
+    try:  # the companion's twin when the main model runs as its twin
+        companion = load_companion(path, delegate, num_threads, "float32" if det.card_path != det.model_path
+                                   else "int8")
     except ModelError as e:
         companion = None
         log.warning("detector: companion model left out (%s)", e)
@@ -67,23 +74,24 @@ def make_detector(cfg: DetectConfig, root: Path) -> Detector:
     if cfg.detector == "classical":
         log.info("detector: classical (detect.detector: classical)")
         return ClassicalDetector(chroma_clicks=cfg.chroma_clicks)
-    from rtclean.detect.tflite import TFLiteDetector
+    from rtclean.detect.precision import load_detector
 
     path = model_path(cfg, root)
     if cfg.detector == "tflite":
-        det = TFLiteDetector(path, cfg.delegate)
-        log.info("detector: tflite %s via %s (detect.detector: tflite)", path, det.runtime)
+        det = load_detector(path, cfg.precision, cfg.delegate)
+        log.info("detector: tflite %s via %s (detect.detector: tflite)", det.model_path, det.runtime)
         return det
     if not path.is_file():
         log.info("detector: classical (auto: no model at %s)", path)
         return ClassicalDetector(chroma_clicks=cfg.chroma_clicks)
     try:
-        det = load_fused(path, cfg.delegate, classical=ClassicalDetector(chroma_clicks=cfg.chroma_clicks))
+        det = load_fused(path, cfg.delegate, classical=ClassicalDetector(chroma_clicks=cfg.chroma_clicks),
+                         precision=cfg.precision)
     except ModelError as e:
         log.warning("detector: classical (auto: model at %s not usable: %s)", path, e)
         return ClassicalDetector(chroma_clicks=cfg.chroma_clicks)
     extra = f" + companion {det.companion.model_path.name}" if det.companion is not None else ""
-    log.info("detector: classical + tflite %s%s via %s (auto: model loaded)", path, extra, det.runtime)
+    log.info("detector: classical + tflite %s%s via %s (auto: model loaded)", det.model_path, extra, det.runtime)
     return det
 
 

@@ -79,12 +79,13 @@ class FusedDetector(Detector):
                  companion_agree: CompanionAgree | None = None) -> None:
         self.model = model
         self.classical = classical or ClassicalDetector()
-        self.fusion = card_fusion(model.model_path) if fusion is None else fusion
+        self.fusion = card_fusion(model.card_path) if fusion is None else fusion
         self.companion = companion
         self.companion_agree = companion_agree  # load_fused reads it from the card
         self._shared_planes = companion is not None and companion.input_key() == model.input_key()
         self.runtime = model.runtime
         self.delegate = model.delegate
+        self.precision = model.precision
         self.model_path = model.model_path
 
     def _agrees(self, c: DetectResult) -> bool:

@@ -67,6 +67,7 @@ detector. The raw model output is kept in ``features["model_score"]``.
 from __future__ import annotations
 
 import json
+import time
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -340,16 +341,46 @@ def card_companion_agree(model_path: str | Path) -> CompanionAgree | None:
     return a
 
 
-def load_companion(model_path: str | Path, delegate: str = "cpu", num_threads: int = 1) -> "TFLiteDetector | None":
-    """The companion the card of ``model_path`` names, loaded; None when the
-    card names none. A bad entry, a missing file or a model that does not
-    load is a one-line ModelError (callers decide whether that is fatal)."""
+def card_float32(model_path: str | Path) -> Path | None:
+    """The float32 twin the card of an int8 model names (``"float32_model":
+    "NAME.f32.tflite"``, a file beside the card, as ``rtclean train`` writes
+    it), None without one. The twin shares the int8 file's card."""
+    card, doc = _card(model_path)
+    name = (doc or {}).get("float32_model")
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name or Path(name).name != name:
+        raise ModelError(f"{card}: float32_model must be a file name beside the card, got {name!r}")
+    return card.parent / name
+
+
+def load_variant(model_path: str | Path, precision: str, delegate: str = "cpu",
+                 num_threads: int = 1) -> "TFLiteDetector":
+    """``model_path`` itself (``precision`` "int8") or the float32 twin its
+    card names ("float32"; rtclean.detect.precision). A card without a twin
+    or a missing twin file is a one-line ModelError."""
+    if precision == "int8":
+        return TFLiteDetector(model_path, delegate, num_threads)
+    twin = card_float32(model_path)
+    if twin is None:
+        raise ModelError(f"{model_path}: its card names no float32 file (float32_model)")
+    if not twin.is_file():
+        raise ModelError(f"{twin}: float32 file named in the card is missing")
+    return TFLiteDetector(twin, delegate, num_threads, card=model_path)
+
+
+def load_companion(model_path: str | Path, delegate: str = "cpu", num_threads: int = 1,
+                   precision: str = "int8") -> "TFLiteDetector | None":
+    """The companion the card of ``model_path`` names, loaded (its float32
+    twin with ``precision`` "float32"); None when the card names none. A bad
+    entry, a missing file or a model that does not load is a one-line
+    ModelError (callers decide whether that is fatal)."""
     path = card_companion(model_path)
     if path is None:
         return None
     if not path.is_file():
         raise ModelError(f"{path}: companion model named in the card is missing")
-    return TFLiteDetector(path, delegate, num_threads)
+    return load_variant(path, precision, delegate, num_threads)
 
 
 def resample_bands(scores: np.ndarray, n: int = NBANDS) -> np.ndarray:
@@ -366,9 +397,13 @@ class TFLiteDetector(Detector):
     name = "tflite"
 
     def __init__(self, model_path: str | Path, delegate: str = "cpu", num_threads: int = 1,
-                 threshold: float | None = None, preprocess_version: int | None = None) -> None:
-        self.threshold = card_threshold(model_path) if threshold is None else float(threshold)
-        self.preprocess_version = card_preprocess(model_path) if preprocess_version is None \
+                 threshold: float | None = None, preprocess_version: int | None = None,
+                 card: str | Path | None = None) -> None:
+        # ``card``: the model whose JSON card describes this file, when it is
+        # not the file's own (the float32 twin of an int8 model shares its card)
+        self.card_path = Path(model_path if card is None else card)
+        self.threshold = card_threshold(self.card_path) if threshold is None else float(threshold)
+        self.preprocess_version = card_preprocess(self.card_path) if preprocess_version is None \
             else int(preprocess_version)
         loaded = load_model(model_path, delegate, num_threads)
         self.runtime = loaded.runtime
@@ -429,6 +464,11 @@ class TFLiteDetector(Detector):
             return (raw.astype(np.float32) - zero) * scale
         return raw.astype(np.float32)
 
+    @property
+    def precision(self) -> str:
+        """"int8" or "float32": the file's input type (rtclean.detect.precision)."""
+        return "int8" if self._in_dtype is np.int8 else "float32"
+
     def input_key(self) -> tuple[int, int, int]:
         """What the uint8 planes depend on: two models with the same key can
         share one ``planes`` call (FusedDetector with a companion)."""
@@ -474,3 +514,18 @@ class TFLiteDetector(Detector):
 
     def reset(self) -> None:
         self._prev = None
+
+    def invoke_ms(self, runs: int = 15, warmup: int = 3) -> float:
+        """Median milliseconds of one model run (the interpreter alone, on a
+        blank input), for choosing between a model's int8 and float32 files
+        (rtclean.detect.precision). Leaves the detector's state as it was:
+        ``infer`` rewrites the whole input buffer on every call."""
+        self._buf[...] = 0
+        self._interp.set_tensor(self._in_index, self._buf)
+        times = []
+        for i in range(warmup + runs):
+            t0 = time.perf_counter()
+            self._interp.invoke()
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+        return float(np.median(times)) * 1e3

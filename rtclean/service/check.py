@@ -40,18 +40,18 @@ class Finding:
         return f"  {self.level:<5} {self.what:<10} {self.detail}"
 
 
-def _check_companion(path: Path, delegate: str) -> list[Finding]:
+def _check_companion(path: Path, delegate: str, precision: str) -> list[Finding]:
     """The companion model the card names, if any (rtclean.detect.fused):
     without it the detector runs on, a little less sensitive."""
     from rtclean.detect.tflite import card_companion_agree, load_companion
 
     try:
-        det = load_companion(path, delegate)
+        det = load_companion(path, delegate, precision=precision)
     except RtcleanError as e:
         return [Finding(WARN, "companion", f"{e} (the first model runs alone)")]
     if det is None:
         return []
-    loads = f"{det.model_path} loads with {det.runtime} ({delegate})"
+    loads = f"{det.model_path} loads with {det.runtime} ({delegate}, {det.precision})"
     try:
         a = card_companion_agree(path)
     except RtcleanError as e:
@@ -77,13 +77,15 @@ def check_detector(cfg: Config, root: Path) -> list[Finding]:
             out.append(Finding(FAIL if needs_model else WARN, "model",
                                f"no model at {path}" + ("" if needs_model else ": the classical detector runs")))
         else:
-            from rtclean.detect.tflite import TFLiteDetector
+            from rtclean.detect.precision import load_detector
 
             try:
-                det = TFLiteDetector(path, d.delegate)
-                out.append(Finding(OK, "model", f"{path} loads with {det.runtime} ({d.delegate})"))
+                det = load_detector(path, d.precision, d.delegate)
+                out.append(Finding(OK, "model", f"{det.model_path} loads with {det.runtime} "
+                                                f"({d.delegate}, {det.precision}; detect.precision: {d.precision})"))
                 if d.detector == "auto":
-                    out.extend(_check_companion(path, d.delegate))
+                    out.extend(_check_companion(path, d.delegate,
+                                                "float32" if det.card_path != det.model_path else "int8"))
             except RtcleanError as e:
                 out.append(Finding(FAIL if needs_model else WARN, "model",
                                    f"{e}" + ("" if needs_model else " (the classical detector runs)")))

@@ -202,7 +202,7 @@ def _names(dets: list[EvalDetector]) -> list[tuple[str, float]]:
     return [(d.name, d.threshold) for d in dets] + [(d.name + DECIDED, 0.5) for d in dets if d.decider is not None]
 
 
-def make_detectors(model: str | None) -> list[EvalDetector]:
+def make_detectors(model: str | None, precision: str = "int8") -> list[EvalDetector]:
     from rtclean.config import Config
     from rtclean.detect.classical import ClassicalDetector
 
@@ -219,12 +219,14 @@ def make_detectors(model: str | None) -> list[EvalDetector]:
     out = []
     if model:
         from rtclean.detect import load_fused
-        from rtclean.detect.tflite import TFLiteDetector
+        from rtclean.detect.tflite import load_variant
 
-        out.append(EvalDetector("tflite", TFLiteDetector(model, num_threads=1), threshold, str(model)))
+        alone = load_variant(model, precision, num_threads=1)
+        out.append(EvalDetector("tflite", alone, threshold, str(alone.model_path)))
         out.append(EvalDetector("classical", ClassicalDetector(), threshold, "classical"))
-        fused = load_fused(Path(model))
-        pair = f"{model} + companion {fused.companion.model_path.name}" if fused.companion is not None else model
+        fused = load_fused(Path(model), precision=precision)
+        pair = f"{fused.model_path} + companion {fused.companion.model_path.name}" if fused.companion is not None \
+            else str(fused.model_path)
         out.append(EvalDetector("rtclean", fused, threshold,
                                 f"classical + {pair} + no-signal check (what `rtclean detect` scores per frame)",
                                 nosignal=NoSignalCheck(frozen), decider=Decider(cfg, DECIDE_FPS)))
@@ -377,7 +379,7 @@ def analyse(sc: Scores, dets: list[EvalDetector]) -> dict:
 
 def run_eval(data_dirs: list[str], clips: list[str], model: str | None, out_dir: str, frames: int = 250,
              seed: int = 77, standard: str = "pal", breakup: float = 0.5, sim: str = "image",
-             dvr_quality: int = 0, dvr_kbps: int = 0, interlaced: bool = False) -> dict:
+             dvr_quality: int = 0, dvr_kbps: int = 0, interlaced: bool = False, precision: str = "int8") -> dict:
     """The whole ``rtclean eval detect`` run; writes report.json and report.html."""
     from rtclean.train.report import write_html
     from rtclean.train.synth import list_clips
@@ -393,7 +395,7 @@ def run_eval(data_dirs: list[str], clips: list[str], model: str | None, out_dir:
     if dvr_kbps and dvr_quality:
         raise RtcleanError("--dvr and --dvr-h264 exclude each other: one DVR stores the frames")
     clip_paths = list_clips(clips) if clips else []
-    dets = make_detectors(model)
+    dets = make_detectors(model, precision)
     t0 = time.monotonic()
     report: dict = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                     "detectors": {d.name: {"source": d.source, "threshold": d.threshold} for d in dets},

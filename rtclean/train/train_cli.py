@@ -41,7 +41,8 @@ def cmd_eval_detect(args: argparse.Namespace) -> int:
     _logging(args)
     report = run_eval(args.data or [], args.clips or [], args.model, args.out, frames=args.frames,
                       seed=args.seed, standard=args.standard, breakup=args.breakup, sim=args.sim,
-                      dvr_quality=args.dvr, dvr_kbps=args.dvr_h264, interlaced=args.interlaced)
+                      dvr_quality=args.dvr, dvr_kbps=args.dvr_h264, interlaced=args.interlaced,
+                      precision=args.precision)
     for name, s in report["sets"].items():
         for det, r in s["detectors"].items():
             rec = "n/a" if r["recall"] is None else f"{100 * r['recall']:.2f}%"
@@ -95,5 +96,8 @@ def register(sub, common) -> None:
     d.add_argument("--interlaced", action="store_true",
                    help="weave the clips' frames as an interlaced camera with motion gives them (even lines "
                         "from frame t, odd lines from t + 1), for the simulated set and the untouched check")
+    d.add_argument("--precision", choices=("int8", "float32"), default="int8",
+                   help="run the model's int8 file (default) or the float32 twin its card names "
+                        "(`detect.precision` picks between them at run time)")
     d.set_defaults(func=cmd_eval_detect)
     __import__("rtclean.repair.eval_cli", fromlist=["register"]).register(esub, common)  # `eval repair`
