@@ -528,6 +528,7 @@ class LivePipeline:
 
 def describe_detector(detector: Detector) -> str:
     runtime = getattr(detector, "runtime", None)
+    precision = getattr(detector, "precision", None)
     if not runtime:
         return detector.name
-    return f"{detector.name} ({runtime}, {detector.precision})"
+    return f"{detector.name} ({runtime}, {precision})" if precision else f"{detector.name} ({runtime})"

@@ -245,6 +245,8 @@ def test_h264_dvr_is_a_stream_that_softens_sparklies(clips_dir):
 
 
 @pytest.mark.parametrize("args,msg", [
+    (["--dvr-size", "641x480"], "rtclean: --dvr-size 641x480: width and height must be even, 32-4096"),
+    (["--dvr-size", "vga"], "rtclean: --dvr-size vga: expected WxH, e.g. 640x480"),
     (["--dvr-h264", "50"], "rtclean: --dvr-h264 must be a bitrate of 100-100000 kbit/s (0: off), got 50"),
     (["--dvr", "60", "--dvr-h264", "2000"], "rtclean: --dvr and --dvr-h264 exclude each other: one DVR stores "
                                             "the frames"),
@@ -320,3 +322,37 @@ def test_eval_detect_interlaced(clips_dir, tmp_path, rtclean_cmd):
         n = sum(1 for _ in c.decode(video=0))
     assert un["frames"] == n - 1
     assert "interlaced camera" in (out / "report.html").read_text()
+
+
+def test_dvr_scale_spreads_a_pal_click_over_two_lines():
+    """A DVR recording 480 lines: a PAL frame's one-line click lands on two
+    recorded lines at lower contrast (in both fields); an NTSC frame's 480
+    lines only lose columns, and the click stays one line at full contrast."""
+    from rtclean.train.synth import dvr_scale
+
+    for h, spread in ((576, True), (480, False)):
+        frame = np.full((h, 720, 3), 60, np.uint8)
+        frame[301] = 220  # a white click line
+        rows = dvr_scale(frame, (640, 480))[:, :, 1].mean(axis=1) - 60
+        assert dvr_scale(frame, (720, h)) is frame
+        lit = np.flatnonzero(rows > 8)
+        if spread:
+            assert len(lit) == 2 and lit[1] == lit[0] + 1 and rows.max() < 0.9 * 160, rows[lit]
+        else:
+            assert list(lit) == [301] and rows[301] > 0.97 * 160
+
+
+def test_eval_detect_dvr_size(clips_dir, tmp_path, rtclean_cmd):
+    """--dvr-size scales the simulated frames and the untouched clips to a
+    DVR's recording size (here with MJPEG coding after it); the report says so."""
+    out = tmp_path / "r"
+    clip = clips_dir / "carphone_176x144.mp4"
+    proc = subprocess.run(rtclean_cmd + ["eval", "detect", "--clips", str(clip), "--frames", "6",
+                                         "--dvr-size", "160x120", "--dvr", "60", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    sim, un = report["sets"]["simulated"], report["untouched"]
+    assert sim["dvr_size"] == "160x120" == un["dvr_size"] and sim["dvr_jpeg_quality"] == 60
+    assert sim["frames"] + sum(sim["skipped"].values()) == 6 and un["frames"] > 0
+    assert "scaled to 160x120 as a DVR records" in (out / "report.html").read_text()

@@ -71,6 +71,7 @@ class RoiDetector(Detector):
         self.name = f"{inner.name} roi {roi}"
         # describe_detector() names the TFLite runtime when there is one.
         self.runtime = getattr(inner, "runtime", None)
+        self.precision = getattr(inner, "precision", None)
 
     def detect(self, image: np.ndarray) -> DetectResult:
         r = self.roi

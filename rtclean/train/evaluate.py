@@ -257,14 +257,16 @@ def score_folders(dirs: list[str], dets: list[EvalDetector]) -> Scores:
 
 def score_sim_clips(clips: list[Path], frames: int, seed: int, dets: list[EvalDetector],
                     standard: str = "pal", breakup: float = 0.5, sim: str = "image",
-                    dvr_quality: int = 0, dvr_kbps: int = 0, interlaced: bool = False) -> tuple[Scores, dict]:
+                    dvr_quality: int = 0, dvr_kbps: int = 0, interlaced: bool = False,
+                    dvr_size: tuple[int, int] | None = None) -> tuple[Scores, dict]:
     """Every detector on simulated breakup over ``clips``; with
     ``dvr_quality`` the frames are first stored as an MJPEG DVR would, with
-    ``dvr_kbps`` as an H.264 DVR stream at that bitrate (one per clip);
-    with ``interlaced`` the content is woven from two frames (``interlace``)
-    before the simulator sees it."""
-    from rtclean.train.synth import (H264Dvr, SimSettings, dvr_roundtrip, frame_class, interlace, link_figures,
-                                     read_frames, simulate, standard_size)
+    ``dvr_kbps`` as an H.264 DVR stream at that bitrate (one per clip),
+    with ``dvr_size`` (W, H) scaled to the size a DVR records at (before
+    its coding, ``dvr_scale``); with ``interlaced`` the content is woven
+    from two frames (``interlace``) before the simulator sees it."""
+    from rtclean.train.synth import (H264Dvr, SimSettings, dvr_roundtrip, dvr_scale, frame_class, interlace,
+                                     link_figures, read_frames, simulate, standard_size)
 
     settings = SimSettings(standard, breakup, sim)
     sc = Scores()
@@ -278,7 +280,8 @@ def score_sim_clips(clips: list[Path], frames: int, seed: int, dets: list[EvalDe
         else:
             content = read_frames(clip, frames, loop=True)
         for sf in simulate(content, seed * 1000 + ci, settings):
-            image = h264(sf.image) if h264 else dvr_roundtrip(sf.image, dvr_quality) if dvr_quality else sf.image
+            image = dvr_scale(sf.image, dvr_size) if dvr_size else sf.image
+            image = h264(image) if h264 else dvr_roundtrip(image, dvr_quality) if dvr_quality else image
             row = _rows(dets, image)  # every frame: detectors keep their context
             cls = frame_class(sf.label.kind, sf.label.damaged_lines)
             if cls is None:
@@ -289,10 +292,12 @@ def score_sim_clips(clips: list[Path], frames: int, seed: int, dets: list[EvalDe
     return sc, skipped
 
 
-def score_untouched(clips: list[Path], dets: list[EvalDetector], interlaced: bool = False) -> dict:
+def score_untouched(clips: list[Path], dets: list[EvalDetector], interlaced: bool = False,
+                    dvr_size: tuple[int, int] | None = None) -> dict:
     """False positives on the clips as they are (woven, at their own size,
-    with ``interlaced``)."""
-    from rtclean.train.synth import interlace, read_frames
+    with ``interlaced``; scaled to ``dvr_size`` as a DVR records them, not
+    coded)."""
+    from rtclean.train.synth import dvr_scale, interlace, read_frames
 
     per_clip = []
     for clip in clips:
@@ -303,6 +308,8 @@ def score_untouched(clips: list[Path], dets: list[EvalDetector], interlaced: boo
         fp = {name: 0 for name, _ in names}
         for image in (interlace(read_frames(clip)) if interlaced else read_frames(clip)):
             n += 1
+            if dvr_size:
+                image = dvr_scale(image, dvr_size)
             row = _rows(dets, image)
             for name, t in names:
                 fp[name] += row[name] >= t
@@ -379,7 +386,8 @@ def analyse(sc: Scores, dets: list[EvalDetector]) -> dict:
 
 def run_eval(data_dirs: list[str], clips: list[str], model: str | None, out_dir: str, frames: int = 250,
              seed: int = 77, standard: str = "pal", breakup: float = 0.5, sim: str = "image",
-             dvr_quality: int = 0, dvr_kbps: int = 0, interlaced: bool = False, precision: str = "int8") -> dict:
+             dvr_quality: int = 0, dvr_kbps: int = 0, interlaced: bool = False, precision: str = "int8",
+             dvr_size: tuple[int, int] | None = None) -> dict:
     """The whole ``rtclean eval detect`` run; writes report.json and report.html."""
     from rtclean.train.report import write_html
     from rtclean.train.synth import list_clips
@@ -414,19 +422,21 @@ def run_eval(data_dirs: list[str], clips: list[str], model: str | None, out_dir:
         for d in dets:
             d.times_ms.clear()  # speed is measured on the simulated 720x576 (720x480) streams
         sc, skipped = score_sim_clips(clip_paths, frames, seed, dets, standard, breakup, sim, dvr_quality,
-                                       dvr_kbps, interlaced)
+                                       dvr_kbps, interlaced, dvr_size)
         report["sets"]["simulated"] = {"clips": [p.name for p in clip_paths], "frames_per_clip": frames,
                                        "seed": seed, "seeds": [seed * 1000 + i for i in range(len(clip_paths))],
                                        "simulator": sim, "standard": standard, "skipped": skipped,
                                        "dvr_jpeg_quality": dvr_quality or None, "dvr_h264_kbps": dvr_kbps or None,
                                        "interlaced": interlaced,
+                                       "dvr_size": f"{dvr_size[0]}x{dvr_size[1]}" if dvr_size else None,
                                        **analyse(sc, dets)}
         for d in dets:
             report["detectors"][d.name]["median_ms_per_frame"] = round(float(np.median(d.times_ms)), 4) \
                 if d.times_ms else None
         combined.extend(sc)
-        report["untouched"] = score_untouched(clip_paths, dets, interlaced)
+        report["untouched"] = score_untouched(clip_paths, dets, interlaced, dvr_size)
         report["untouched"]["interlaced"] = interlaced
+        report["untouched"]["dvr_size"] = f"{dvr_size[0]}x{dvr_size[1]}" if dvr_size else None
     if data_dirs and clip_paths:
         report["sets"]["all"] = analyse(combined, dets)
     report["seconds"] = round(time.monotonic() - t0, 1)

@@ -89,9 +89,10 @@ def _set_html(name: str, s: dict) -> str:
                     f"<td>{_pct(r['recall'])}</td><td>{_num(r['f1'])}</td><td>{_pct(r['fpr'])}</td>"
                     f"<td>{_num(r['roc_auc'])}</td><td>{c['tp']}</td><td>{c['fp']}</td><td>{c['tn']}</td>"
                     f"<td>{c['fn']}</td></tr>")
+    scaled = f"; scaled to {s['dvr_size']} as a DVR records it" if s.get("dvr_size") else ""
     out = [f"<h2>{html.escape(name)}</h2><p>{s['frames']} frames: {s['positives']} breakup, "
            f"{s['negatives']} clean{'; content woven as an interlaced camera gives it' if s.get('interlaced') else ''}"
-           "</p>",
+           f"{scaled}</p>",
            "<table><tr><th>detector</th><th>threshold</th><th>precision</th><th>recall</th><th>F1</th>"
            "<th>FPR</th><th>ROC AUC</th><th>TP</th><th>FP</th><th>TN</th><th>FN</th></tr>" + "".join(rows)
            + "</table>"]
@@ -148,6 +149,7 @@ def write_html(report: dict, path: str | Path) -> None:
                        for c in un["clips"])
         total = "".join(f"<td>{un['false_positives'][d]} ({_pct(un['fp_rate'][d])})</td>" for d in un["false_positives"])
         woven = "woven as an interlaced camera gives them; " if un.get("interlaced") else ""
+        woven += f"scaled to {un['dvr_size']} as a DVR records them; " if un.get("dvr_size") else ""
         parts.append(f"<h2>untouched clips ({woven}every frame is clean)</h2><table><tr><th>clip</th><th>frames</th>{head}"
                      f"</tr>{body}<tr><th>total</th><td>{un['frames']}</td>{total}</tr></table>")
     parts.append("</body></html>")

@@ -184,6 +184,29 @@ def link_figures(sf) -> dict:
     return out
 
 
+def dvr_scale(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The frame as a DVR that records at a fixed ``size`` (W, H) stores it,
+    before its coding: resized with area averaging. Goggle DVRs often record
+    640x480 or 720x480 whatever the standard, so a PAL frame's 576 lines go
+    onto 480: each recorded line mixes 1.2 lines, and a one-line click is
+    spread over two at lower contrast, in both fields."""
+    w, h = size
+    if image.shape[1] == w and image.shape[0] == h:
+        return image
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def parse_dvr_size(text: str) -> tuple[int, int]:
+    """``WxH`` of ``--dvr-size``: even, 32-4096 each (an H.264 DVR needs even sizes)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise RtcleanError(f"--dvr-size {text}: expected WxH, e.g. 640x480") from None
+    if not (32 <= w <= 4096 and 32 <= h <= 4096) or w % 2 or h % 2:
+        raise RtcleanError(f"--dvr-size {text}: width and height must be even, 32-4096")
+    return w, h
+
+
 def dvr_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
     """The frame as a goggle's MJPEG DVR stores it: JPEG at ``quality``,
     4:2:0 chroma (single-line colour detail is halved vertically)."""

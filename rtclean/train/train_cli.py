@@ -37,12 +37,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval_detect(args: argparse.Namespace) -> int:
     from rtclean.train.evaluate import run_eval
+    from rtclean.train.synth import parse_dvr_size
 
     _logging(args)
     report = run_eval(args.data or [], args.clips or [], args.model, args.out, frames=args.frames,
                       seed=args.seed, standard=args.standard, breakup=args.breakup, sim=args.sim,
                       dvr_quality=args.dvr, dvr_kbps=args.dvr_h264, interlaced=args.interlaced,
-                      precision=args.precision)
+                      precision=args.precision, dvr_size=parse_dvr_size(args.dvr_size) if args.dvr_size else None)
     for name, s in report["sets"].items():
         for det, r in s["detectors"].items():
             rec = "n/a" if r["recall"] is None else f"{100 * r['recall']:.2f}%"
@@ -96,6 +97,10 @@ def register(sub, common) -> None:
     d.add_argument("--interlaced", action="store_true",
                    help="weave the clips' frames as an interlaced camera with motion gives them (even lines "
                         "from frame t, odd lines from t + 1), for the simulated set and the untouched check")
+    d.add_argument("--dvr-size", metavar="WxH",
+                   help="scale the simulated frames (and the untouched clips) to the size a DVR records at, "
+                        "e.g. 640x480, before --dvr / --dvr-h264 coding: a PAL frame's 576 lines on 480 "
+                        "spread each click over two lines")
     d.add_argument("--precision", choices=("int8", "float32"), default="int8",
                    help="run the model's int8 file (default) or the float32 twin its card names "
                         "(`detect.precision` picks between them at run time)")
