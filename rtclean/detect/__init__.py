@@ -55,8 +55,7 @@ def load_fused(path: Path, delegate: str = "cpu", num_threads: int = 1,
     det = load_detector(path, precision, delegate, num_threads)
     agree = None
     try:  # the companion's twin when the main model runs as its twin
-        companion = load_companion(path, delegate, num_threads, "float32" if det.card_path != det.model_path
-                                   else "int8")
+        companion = load_companion(path, delegate, num_threads, "float32" if det.is_twin else "int8")
     except ModelError as e:
         companion = None
         log.warning("detector: companion model left out (%s)", e)

@@ -67,8 +67,8 @@ detector. The raw model output is kept in ``features["model_score"]``.
 from __future__ import annotations
 
 import json
-import time
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -468,6 +468,12 @@ class TFLiteDetector(Detector):
     def precision(self) -> str:
         """"int8" or "float32": the file's input type (rtclean.detect.precision)."""
         return "int8" if self._in_dtype is np.int8 else "float32"
+
+    @property
+    def is_twin(self) -> bool:
+        """Whether this file runs under another file's card: the float32
+        twin of an int8 model (``load_variant``)."""
+        return self.card_path != self.model_path
 
     def input_key(self) -> tuple[int, int, int]:
         """What the uint8 planes depend on: two models with the same key can

@@ -84,8 +84,7 @@ def check_detector(cfg: Config, root: Path) -> list[Finding]:
                 out.append(Finding(OK, "model", f"{det.model_path} loads with {det.runtime} "
                                                 f"({d.delegate}, {det.precision}; detect.precision: {d.precision})"))
                 if d.detector == "auto":
-                    out.extend(_check_companion(path, d.delegate,
-                                                "float32" if det.card_path != det.model_path else "int8"))
+                    out.extend(_check_companion(path, d.delegate, "float32" if det.is_twin else "int8"))
             except RtcleanError as e:
                 out.append(Finding(FAIL if needs_model else WARN, "model",
                                    f"{e}" + ("" if needs_model else " (the classical detector runs)")))
