@@ -423,12 +423,13 @@ def run_eval(data_dirs: list[str], clips: list[str], model: str | None, out_dir:
             d.times_ms.clear()  # speed is measured on the simulated 720x576 (720x480) streams
         sc, skipped = score_sim_clips(clip_paths, frames, seed, dets, standard, breakup, sim, dvr_quality,
                                        dvr_kbps, interlaced, dvr_size)
+        size_text = f"{dvr_size[0]}x{dvr_size[1]}" if dvr_size else None
         report["sets"]["simulated"] = {"clips": [p.name for p in clip_paths], "frames_per_clip": frames,
                                        "seed": seed, "seeds": [seed * 1000 + i for i in range(len(clip_paths))],
                                        "simulator": sim, "standard": standard, "skipped": skipped,
                                        "dvr_jpeg_quality": dvr_quality or None, "dvr_h264_kbps": dvr_kbps or None,
                                        "interlaced": interlaced,
-                                       "dvr_size": f"{dvr_size[0]}x{dvr_size[1]}" if dvr_size else None,
+                                       "dvr_size": size_text,
                                        **analyse(sc, dets)}
         for d in dets:
             report["detectors"][d.name]["median_ms_per_frame"] = round(float(np.median(d.times_ms)), 4) \
@@ -436,7 +437,7 @@ def run_eval(data_dirs: list[str], clips: list[str], model: str | None, out_dir:
         combined.extend(sc)
         report["untouched"] = score_untouched(clip_paths, dets, interlaced, dvr_size)
         report["untouched"]["interlaced"] = interlaced
-        report["untouched"]["dvr_size"] = f"{dvr_size[0]}x{dvr_size[1]}" if dvr_size else None
+        report["untouched"]["dvr_size"] = size_text
     if data_dirs and clip_paths:
         report["sets"]["all"] = analyse(combined, dets)
     report["seconds"] = round(time.monotonic() - t0, 1)
