@@ -244,6 +244,35 @@ def test_synth_cli_h264_dvr(tmp_path, rtclean_cmd, clips_dir):
     assert set(kinds.values()) == {(True, False), (False, True)}, kinds
 
 
+def test_synth_cli_dvr_size(tmp_path, rtclean_cmd, clips_dir):
+    """--dvr-size: each DVR pass records at one of the sizes given ('native'
+    = the simulator's own 720x576), the label says which, and the frame
+    before (.prev) went through the same DVR. A size without DVR passes, or
+    a bad size, is one line."""
+    import cv2
+
+    out = tmp_path / "s"
+    r = run([*rtclean_cmd, "dataset", "synth", "--clips", str(clips_dir / "carphone_176x144.mp4"), "--out",
+             str(out), "--frames", "16", "--sim", "image", "--passes", "4", "--seed", "1", "--dvr", "1",
+             "--dvr-size", "640x480", "native"])
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(line) for line in (out / "labels.jsonl").read_text().splitlines()]
+    sizes = {}
+    for rec in recs:
+        img = cv2.imread(str(out / rec["file"]))
+        prev = cv2.imread(str(out / ".prev" / Path(rec["file"]).name))
+        assert img.shape == prev.shape
+        want = (480, 640) if rec.get("dvr_size") == "640x480" else (576, 720)
+        assert "dvr_size" not in rec or rec["dvr_size"] == "640x480"
+        assert img.shape[:2] == want, rec
+        sizes.setdefault(rec["seed"], set()).add(img.shape[:2])
+    assert {frozenset(v) for v in sizes.values()} == {frozenset({(480, 640)}), frozenset({(576, 720)})}, sizes
+    for args, msg in ((["--dvr-size", "640x480"], "--dvr F"), (["--dvr", "1", "--dvr-size", "641x480"], "even")):
+        r = run([*rtclean_cmd, "dataset", "synth", "--clips", str(clips_dir / "carphone_176x144.mp4"), "--out",
+                 str(tmp_path / "bad"), "--frames", "4", "--sim", "image", *args])
+        assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and msg in r.stderr, r.stderr
+
+
 # --------------------------------------------------------------------------- label server
 
 

@@ -104,6 +104,13 @@ VIEW_WIDTH = 180  # columns kept: every 4th at 720 wide
 STREAK_LEVEL = 64  # grey levels a pixel must stand out of its neighbour lines
 CLICK_WHITE = 190  # a click pixel is brighter than this ...
 CLICK_BLACK = 40  # ... or darker than this
+# ... or, on a frame that is not combed, at least this share of the way from
+# its brightest (darkest) neighbour line to CLICK_WHITE (CLICK_BLACK): what
+# is left of a one-line click once a DVR has scaled the frame's lines (576
+# onto 480: each recorded line mixes 1.2 lines, so a click keeps 0.67-0.83
+# of its contrast on its main line) or coded it. A pure relaxation: every
+# pixel the absolute test takes, this one takes too (see _fine_clicks).
+CLICK_REACH = 0.67
 PEAK_CLIP = 48  # peaks are clipped so one streak does not look like snow
 BLANK_LEVEL = 24  # luma below which the outermost column of a lit line is blanking
 FAST_ALPHA = 0.15  # running-level update rate on clean frames
@@ -259,6 +266,18 @@ FLAT_SPARSE = 100  # lines with candidates above which the whole view is cheaper
 _TIMES_FLAT_K = np.minimum(np.arange(256) * FLAT_K, 255).astype(np.uint8)  # (a LUT: cv2.multiply is 15x slower)
 
 
+def reach_luts(reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per neighbour level, the level a click pixel must pass for CLICK_REACH
+    = ``reach``: above it towards white, below it towards black (``reach``
+    1: the absolute CLICK_WHITE / CLICK_BLACK)."""
+    x = np.arange(256, dtype=np.float64)
+    return tuple(np.round(reach * rail + (1.0 - reach) * x).astype(np.uint8)  # type: ignore[return-value]
+                 for rail in (CLICK_WHITE, CLICK_BLACK))
+
+
+_REACH_LUTS = reach_luts(CLICK_REACH)
+
+
 def _ramp(x, lo: float, hi: float):
     return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
 
@@ -352,14 +371,16 @@ class ClassicalDetector(Detector):
             out = p if out is None else cv2.max(out, p)
         return np.bincount(self._pair_band, weights=_row_means(out), minlength=NBANDS) / self._pair_rows
 
-    def _fine_clicks(self, image: np.ndarray, w: int, soft: bool = False) -> np.ndarray:
+    def _fine_clicks(self, image: np.ndarray, w: int, soft: bool = False, reach: bool = False) -> np.ndarray:
         """The click streak mask of lines 2 .. h-3 at view width ``w``: full-width
         luma pixels that stand out of both same-field and both other-field
         neighbour lines by more than STREAK_LEVEL towards white (black) and
         are near white (black), kept where at least FINE_OPEN of them run
         along the line, pooled to the view's columns. With ``soft``, a run
         of FINE_OPEN pixels that stand out is kept when any one of them is
-        near white or black (a click's soft shoulders, see SOFT_COMB).
+        near white or black (a click's soft shoulders, see SOFT_COMB). With
+        ``reach``, near white (black) also means CLICK_REACH of the way there
+        from the neighbour lines.
 
         Written into buffers kept between frames: a dozen full-frame
         temporaries would each cost a fresh allocation (page faults), which
@@ -370,21 +391,30 @@ class ClassicalDetector(Detector):
         if self._fine is None or self._fine[0] != key:
             step = fw / w
             pool = np.ones((1, FINE_OPEN + int(np.ceil(step)) - 1), np.uint8)
-            self._fine = (key, [np.empty((h, fw), np.uint8) for _ in range(4)], pool,
+            self._fine = (key, [np.empty((h, fw), np.uint8) for _ in range(5)], pool,
                           (np.arange(w) * step).astype(np.intp))
-        _, (g, a, b, c), pool, cols = self._fine
+        _, (g, a, b, c, d), pool, cols = self._fine
         if image.ndim == 3:
             cv2.cvtColor(image, cv2.COLOR_BGR2GRAY, dst=g)
         else:
             g[...] = image
         cv2.dilate(g, _NEIGHBOURS, dst=a)  # brightest neighbour line
+        cv2.erode(g, _NEIGHBOURS, dst=b)  # darkest neighbour line
+        if reach:
+            # near white: above CLICK_REACH * CLICK_WHITE + (1 - CLICK_REACH) * brightest neighbour
+            white, black = _REACH_LUTS
+            cv2.LUT(a, white, dst=d)
+            cv2.compare(g, d, cv2.CMP_GT, dst=c)
+            cv2.LUT(b, black, dst=d)
+            cv2.compare(g, d, cv2.CMP_LT, dst=d)
+            cv2.bitwise_or(c, d, dst=c)
+        else:
+            cv2.LUT(g, _EXTREME, dst=c)
         cv2.subtract(g, a, dst=a)
         cv2.compare(a, STREAK_LEVEL, cv2.CMP_GT, dst=a)  # above all four: cannot be near black
-        cv2.erode(g, _NEIGHBOURS, dst=b)  # darkest neighbour line
         cv2.subtract(b, g, dst=b)
         cv2.compare(b, STREAK_LEVEL, cv2.CMP_GT, dst=b)  # below all four: cannot be near white
         cv2.bitwise_or(a, b, dst=a)
-        cv2.LUT(g, _EXTREME, dst=c)
         if soft:
             # a run of FINE_OPEN that stands out, with at least one pixel
             # of it at white or black (see SOFT_COMB)
@@ -480,7 +510,10 @@ class ClassicalDetector(Detector):
         # rarely reaches either with this much contrast
         extreme = cv2.bitwise_or(cv2.compare(mid, CLICK_WHITE, cv2.CMP_GT), cv2.compare(mid, CLICK_BLACK, cv2.CMP_LT))
         vmask = cv2.bitwise_and(cv2.compare(p_both, STREAK_LEVEL, cv2.CMP_GT), extreme)  # 0 / 255
-        mask = self._fine_clicks(image, w, soft=comb < SOFT_COMB)
+        # (the relaxed near-white test not on a combed frame, where a thin
+        # line of the scene is a one-line streak already: real clips woven
+        # as an interlaced camera gives them, 3 -> 7 frames flagged with it)
+        mask = self._fine_clicks(image, w, soft=comb < SOFT_COMB, reach=comb < COMBED)
         new = cv2.subtract(mask, cv2.dilate(self._prev_mask, _PERSIST)) if self._prev_mask is not None else mask
         fresh_bf = self._per_band(_row_means(new)) / 255.0 * self._band_px
         fresh_px = fresh_bf.max(axis=1)

@@ -56,11 +56,15 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from rtclean.train.synth import Variety, synth_dataset
+    from rtclean.errors import RtcleanError
+    from rtclean.train.synth import Variety, parse_dvr_size, synth_dataset
 
     _logging(args)
+    sizes = tuple(None if s.lower() == "native" else parse_dvr_size(s) for s in args.dvr_size or ())
+    if sizes and not args.dvr:
+        raise RtcleanError("--dvr-size sets the size of the DVR passes: give their share with --dvr F too")
     variety = Variety(passes=args.passes, demo=args.demo, compress=args.compress, dvr=args.dvr,
-                      dvr_codec=args.dvr_codec, interlaced=args.interlaced)
+                      dvr_codec=args.dvr_codec, interlaced=args.interlaced, dvr_sizes=sizes)
     result = synth_dataset(clips=args.clips, out=args.out, frames=args.frames, seed=args.seed,
                            standard=args.standard, breakup=args.breakup, sim=args.sim, variety=variety)
     print(result["summary"])
@@ -146,6 +150,10 @@ def register(sub, common) -> None:
     sy.add_argument("--dvr-codec", choices=("mjpeg", "h264", "mix"), default="mjpeg",
                     help="that DVR: mjpeg (JPEG 35-90, 4:2:0), h264 (a 1-6 Mbit/s stream, low-latency "
                          "like a goggle's encoder) or mix (each DVR pass one of the two; default mjpeg)")
+    sy.add_argument("--dvr-size", nargs="+", metavar="WxH",
+                    help="sizes that DVR records at, one drawn per DVR pass; 'native' is the simulator's "
+                         "own size (e.g. 640x480 720x480 native: a PAL frame's 576 lines scaled onto 480 "
+                         "as many goggles record them; default: native only)")
     sy.add_argument("--interlaced", type=_share, default=0.0, metavar="F",
                     help="share of passes whose content is woven as an interlaced camera gives it (even lines "
                          "from frame t, odd from t + 1) before the simulator (default 0)")

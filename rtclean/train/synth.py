@@ -272,6 +272,11 @@ def dvr_store(codec: str, rng: np.random.Generator, quality: int):
     return (lambda image: dvr_roundtrip(image, quality)), {"dvr_jpeg_quality": quality}
 
 
+def _scaled(store, size: tuple[int, int]):
+    """A DVR store that records at ``size`` (``dvr_scale`` before the coding)."""
+    return lambda image: store(dvr_scale(image, size))
+
+
 def label_record(sf, name: str, cls: str, clip: str, seed: int) -> dict:
     lab = sf.label
     rec = {"file": f"{cls}/{name}", "class": cls, **lab.to_dict(), "clip": clip, "seed": seed, "index": sf.index}
@@ -302,6 +307,11 @@ class Variety:
     interlaced: share of passes whose content is woven as an interlaced
               camera gives it (``interlace``) before the simulator: combed
               clean and broken frames, so combing is no cue for breakup.
+    dvr_sizes: the sizes (W, H) a DVR pass may record at, one drawn per
+              pass (``None``: as captured); empty, every DVR records as
+              captured. Goggle DVRs often record 640x480 or 720x480 whatever
+              the standard (``dvr_scale``), which no detector sees in data
+              made at the simulator's own size.
     """
     passes: int = 1
     demo: int = 0
@@ -309,6 +319,7 @@ class Variety:
     dvr: float = 0.0
     dvr_codec: str = "mjpeg"
     interlaced: float = 0.0
+    dvr_sizes: tuple[tuple[int, int] | None, ...] = ()
 
 
 def _vary(frames: Iterator[np.ndarray], rng: np.random.Generator, identity: bool,
@@ -359,6 +370,9 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
             or not 0.0 <= variety.dvr <= 1.0 or not 0.0 <= variety.interlaced <= 1.0:
         raise RtcleanError(f"bad variety settings {variety}: passes >= 1, demo >= 0, compress, dvr and interlaced "
                            "in [0, 1]")
+    for size in variety.dvr_sizes:
+        if size is not None:
+            parse_dvr_size(f"{size[0]}x{size[1]}")  # the CLI's own check, for callers that skip the CLI
     if variety.dvr_codec not in DVR_CODECS:
         raise RtcleanError(f"DVR codec must be one of {', '.join(DVR_CODECS)}, got {variety.dvr_codec!r}")
     settings = SimSettings(standard=str(standard).lower(), breakup=float(breakup), sim=sim)
@@ -391,6 +405,10 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
                 if codec == "mix":  # drawn only in mix mode: MJPEG-only datasets stay as they were
                     codec = "h264" if rng.random() < 0.5 else "mjpeg"
                 store, dvr_rec = dvr_store(codec, rng, dvr)
+                if variety.dvr_sizes:  # drawn only when asked for: datasets without it stay as they were
+                    size = variety.dvr_sizes[int(rng.integers(len(variety.dvr_sizes)))]
+                    if size is not None:
+                        store, dvr_rec = _scaled(store, size), {**dvr_rec, "dvr_size": f"{size[0]}x{size[1]}"}
             # drawn last, and only when asked for: datasets without it stay as they were
             woven = bool(variety.interlaced) and rng.random() < variety.interlaced
             n = per_unit + 1 if woven else per_unit  # (weaving makes one frame fewer)
