@@ -271,6 +271,12 @@ def test_synth_cli_dvr_size(tmp_path, rtclean_cmd, clips_dir):
         r = run([*rtclean_cmd, "dataset", "synth", "--clips", str(clips_dir / "carphone_176x144.mp4"), "--out",
                  str(tmp_path / "bad"), "--frames", "4", "--sim", "image", *args])
         assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and msg in r.stderr, r.stderr
+    from rtclean.errors import RtcleanError
+    from rtclean.train.synth import Variety, synth_dataset
+
+    with pytest.raises(RtcleanError, match="even"):  # the same check for callers of the Python API
+        synth_dataset([str(clips_dir / "carphone_176x144.mp4")], str(tmp_path / "api"), 4, 0, sim="image",
+                      variety=Variety(dvr=1.0, dvr_sizes=((640, 480), (641, 480))))
 
 
 # --------------------------------------------------------------------------- label server
