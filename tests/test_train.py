@@ -144,21 +144,9 @@ def test_one_clip_in_two_folders_stays_on_one_side_of_the_split(tmp_path):
     # A clip's frames spread over two data folders (say its DVR copy in a
     # second synth run) form one split group, so validation never holds a
     # clip that training saw.
-    import cv2
-
     from rtclean.train import data, trainer
 
-    rng = np.random.default_rng(0)
-    for folder in ("a", "b"):
-        rows = []
-        for cls in ("breakup", "clean"):
-            (tmp_path / folder / cls).mkdir(parents=True)
-            for clip in ("c1.mp4", "c2.mp4", "c3.mp4", "c4.mp4"):
-                for k in range(3):
-                    name = f"{cls}/{folder}_{clip[:2]}_{k}.png"
-                    cv2.imwrite(str(tmp_path / folder / name), rng.integers(0, 255, (16, 16, 3), np.uint8))
-                    rows.append(json.dumps({"file": name, "class": cls, "clip": clip}))
-        (tmp_path / folder / "labels.jsonl").write_text("\n".join(rows) + "\n")
+    _two_folder_set(tmp_path)
     ds = data.load_index([str(tmp_path / "a"), str(tmp_path / "b")])
     assert {s.group for s in ds.samples} == {"c1.mp4", "c2.mp4", "c3.mp4", "c4.mp4"}
     for seed in range(4):
@@ -166,6 +154,49 @@ def test_one_clip_in_two_folders_stays_on_one_side_of_the_split(tmp_path):
         seen = {ds.samples[i].group for i in train}
         held = {ds.samples[i].group for i in val}
         assert len(held) == 1 and not seen & held
+
+
+def _two_folder_set(root: Path) -> None:
+    """Folders a and b, each with clips c1-c4.mp4, three frames per class."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for folder in ("a", "b"):
+        rows = []
+        for cls in ("breakup", "clean"):
+            (root / folder / cls).mkdir(parents=True)
+            for clip in ("c1.mp4", "c2.mp4", "c3.mp4", "c4.mp4"):
+                for k in range(3):
+                    name = f"{cls}/{folder}_{clip[:2]}_{k}.png"
+                    cv2.imwrite(str(root / folder / name), rng.integers(0, 255, (16, 16, 3), np.uint8))
+                    rows.append(json.dumps({"file": name, "class": cls, "clip": clip}))
+        (root / folder / "labels.jsonl").write_text("\n".join(rows) + "\n")
+
+
+def test_val_clips_pin_the_validation_split(tmp_path):
+    # --val-clips: exactly the named clips, from every folder, whatever the seed
+    from rtclean.errors import RtcleanError
+    from rtclean.train import data, trainer
+
+    _two_folder_set(tmp_path)
+    ds = data.load_index([str(tmp_path / "a"), str(tmp_path / "b")])
+    for seed in range(3):
+        train, val = trainer.split(ds, 0.2, seed, clips=["c2", "c4.mp4"])
+        assert {ds.samples[i].group for i in val} == {"c2.mp4", "c4.mp4"}
+        assert {ds.samples[i].group for i in train} == {"c1.mp4", "c3.mp4"}
+        assert len(val) == 24 and len(train) == 24
+    with pytest.raises(RtcleanError, match=r"--val-clips c9: no clip of that name in the data \(clips: c1.mp4"):
+        trainer.split(ds, 0.2, 0, clips=["c2", "c9"])
+    with pytest.raises(RtcleanError, match="both classes outside the validation split"):
+        trainer.split(ds, 0.2, 0, clips=["c1", "c2", "c3", "c4"])
+
+
+def test_train_cli_val_clips_unknown_is_one_line(tiny_set, tmp_path, rtclean_cmd):
+    proc = subprocess.run(rtclean_cmd + ["train", "--data", str(tiny_set), "--out", str(tmp_path / "m.tflite"),
+                                         "--val-clips", "nosuch_clip", "-q"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 1 and "--val-clips nosuch_clip: no clip of that name" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "m.tflite").exists()
 
 
 @pytest.mark.parametrize("bad", [dict(passes=0), dict(demo=-1), dict(compress=1.5)])

@@ -24,7 +24,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     _logging(args)
     opts = TrainOptions(data=args.data, out=args.out, epochs=args.epochs, seed=args.seed,
-                        size=parse_size(args.size), val_split=args.val_split, preprocess=args.preprocess)
+                        size=parse_size(args.size), val_split=args.val_split, preprocess=args.preprocess,
+                        val_clips=args.val_clips)
     card = train(opts)
     val = card["validation"].get("int8") or {}
     def pct(v):
@@ -72,6 +73,9 @@ def register(sub, common) -> None:
                         "about 1 ms faster per frame; 3 adds a line-impulse channel (default 1)")
     t.add_argument("--val-split", type=float, default=0.2, metavar="F",
                    help="share of frames (whole clips when labels.jsonl says which) held out for validation")
+    t.add_argument("--val-clips", nargs="+", metavar="CLIP",
+                   help="hold out exactly these clips (labels.jsonl 'clip', with or without the extension) "
+                        "for validation, in every data folder; replaces --val-split")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="evaluate detectors")

@@ -43,6 +43,7 @@ class TrainOptions:
     val_split: float = 0.2
     preprocess: int = data.PREPROCESS_VERSION  # rtclean/detect/tflite.py preprocessing version
     lr: float = 2e-3
+    val_clips: list[str] | None = None  # these clips are the validation split (val_split is then unused)
 
 
 def import_tf():
@@ -66,18 +67,25 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def split(ds: data.Dataset, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split(ds: data.Dataset, frac: float, seed: int,
+          clips: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, val): whole groups go to validation until ``frac`` of
-    the frames is reached; both classes must stay in training."""
+    the frames is reached; both classes must stay in training. With
+    ``clips``, exactly those groups are the validation split: a threshold
+    picked on clips chosen for being unlike the training ones, and the same
+    clips from one run to the next however many folders are added."""
     if not 0.0 <= frac < 1.0:
         raise RtcleanError(f"--val-split must be in [0, 1), got {frac}")
-    groups = sorted({s.group for s in ds.samples})
-    rng = np.random.default_rng(seed)
-    rng.shuffle(groups)
     by_group: dict[str, list[int]] = {}
     for i, s in enumerate(ds.samples):
         by_group.setdefault(s.group, []).append(i)
     n = len(ds.samples)
+    y = ds.labels
+    if clips:
+        return _split_by_name(by_group, n, y, clips)
+    groups = sorted(by_group)
+    rng = np.random.default_rng(seed)
+    rng.shuffle(groups)
     val: list[int] = []
     if frac > 0 and len(groups) > 1:
         for g in groups:
@@ -87,10 +95,29 @@ def split(ds: data.Dataset, frac: float, seed: int) -> tuple[np.ndarray, np.ndar
                 val.extend(by_group[g])
     is_val = np.zeros(n, bool)
     is_val[val] = True
-    y = ds.labels
     if frac > 0 and (not is_val.any() or len(set(y[~is_val])) < 2):
         # too few groups for a grouped split: a random split of frames
         is_val = rng.random(n) < frac
+    if len(set(y[~is_val])) < 2:
+        raise RtcleanError("training needs frames of both classes outside the validation split")
+    return np.nonzero(~is_val)[0], np.nonzero(is_val)[0]
+
+
+def _split_by_name(by_group: dict[str, list[int]], n: int, y: np.ndarray,
+                   clips: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The ``--val-clips`` split: a name matches a group (labels.jsonl
+    ``clip``) whole or without its extension, so ``box_handheld_640x480``
+    names every frame made from box_handheld_640x480.mp4."""
+    is_val = np.zeros(n, bool)
+    for name in clips:
+        hit = [g for g in by_group if name in (g, Path(g).stem)]
+        if not hit:
+            known = ", ".join(sorted(by_group)[:12]) + (" ..." if len(by_group) > 12 else "")
+            raise RtcleanError(f"--val-clips {name}: no clip of that name in the data (clips: {known})")
+        for g in hit:
+            is_val[by_group[g]] = True
+    if len(set(y[is_val])) < 2:
+        raise RtcleanError(f"--val-clips {' '.join(clips)}: the validation split needs frames of both classes")
     if len(set(y[~is_val])) < 2:
         raise RtcleanError("training needs frames of both classes outside the validation split")
     return np.nonzero(~is_val)[0], np.nonzero(is_val)[0]
@@ -243,6 +270,7 @@ def train(opts: TrainOptions) -> dict:
     ds = data.load_index(opts.data)  # before TensorFlow: bad folders fail fast
     if opts.epochs < 1:
         raise RtcleanError(f"--epochs must be at least 1, got {opts.epochs}")
+    train_idx, val_idx = split(ds, opts.val_split, opts.seed, opts.val_clips)  # a bad --val-clips fails fast too
     tf = import_tf()
     from rtclean.train import export
     from rtclean.train.model import build_model
@@ -254,7 +282,6 @@ def train(opts: TrainOptions) -> dict:
         raise RtcleanError(f"--preprocess must be one of {PREPROCESS_VERSIONS}, got {opts.preprocess}")
     arrays = data.load_arrays(ds, h, w, version=opts.preprocess)
     t_load = time.monotonic() - t0
-    train_idx, val_idx = split(ds, opts.val_split, opts.seed)
     log.info("dataset: %d frames (%d %s), %d for training, %d for validation; loaded in %.1f s",
              len(ds.samples), int(ds.labels.sum()), ds.classes[1], len(train_idx), len(val_idx), t_load)
     model = build_model(h, w, data.channels_for(opts.preprocess))
@@ -295,6 +322,7 @@ def train(opts: TrainOptions) -> dict:
         "train_frames": int(len(train_idx)), "seconds": {"load": round(t_load, 1), "train": round(t_train, 1)},
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "data": [str(Path(d).resolve()) for d in opts.data], "seed": opts.seed, "epochs": opts.epochs,
+        "validation_clips": sorted({ds.samples[i].group for i in val_idx}) if opts.val_clips else None,
         "tensorflow": tf.__version__,
     }
     with open(out.with_suffix(".json"), "w", encoding="utf-8") as f:
