@@ -279,6 +279,38 @@ def test_synth_cli_dvr_size(tmp_path, rtclean_cmd, clips_dir):
                       variety=Variety(dvr=1.0, dvr_sizes=((640, 480), (641, 480))))
 
 
+
+def test_synth_speed_plays_the_content_faster(tmp_path, rtclean_cmd, clips_dir):
+    """--speed 3: every third frame of the clip, so frame j is frame 3j of
+    the clip as recorded and its .prev is frame 3j - 3, not 3j - 1. Clean
+    frames of the image simulator are the content itself, which makes the
+    comparison exact. A speed out of range is one line."""
+    from rtclean.errors import RtcleanError
+    from rtclean.train.synth import Variety, synth_dataset
+
+    clip = str(clips_dir / "carphone_176x144.mp4")
+    synth_dataset([clip], str(tmp_path / "plain"), 30, 5, sim="image", breakup=0.0)
+    synth_dataset([clip], str(tmp_path / "fast"), 10, 5, sim="image", breakup=0.0, variety=Variety(speeds=(3,)))
+    plain = [json.loads(line) for line in (tmp_path / "plain" / "labels.jsonl").read_text().splitlines()]
+    fast = [json.loads(line) for line in (tmp_path / "fast" / "labels.jsonl").read_text().splitlines()]
+    assert len(plain) == 30 and len(fast) == 10
+    assert all(r["speed"] == 3 for r in fast) and all("speed" not in r for r in plain)
+
+    def img(root: Path) -> np.ndarray:
+        return cv2.imread(str(root)).astype(np.int16)
+
+    for j, rec in enumerate(fast[1:], 1):
+        name = Path(rec["file"]).name
+        assert np.array_equal(img(tmp_path / "fast" / rec["file"]), img(tmp_path / "plain" / plain[3 * j]["file"]))
+        prev = img(tmp_path / "fast" / ".prev" / name)
+        assert np.array_equal(prev, img(tmp_path / "plain" / plain[3 * j - 3]["file"]))
+        assert not np.array_equal(prev, img(tmp_path / "plain" / plain[3 * j - 1]["file"]))
+    r = run([*rtclean_cmd, "dataset", "synth", "--clips", clip, "--out", str(tmp_path / "bad"), "--frames", "4",
+             "--sim", "image", "--speed", "2", "20"])
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "--speed 20" in r.stderr, r.stderr
+    with pytest.raises(RtcleanError, match="--speed 0"):
+        synth_dataset([clip], str(tmp_path / "api"), 4, 0, sim="image", variety=Variety(speeds=(0,)))
+
 # --------------------------------------------------------------------------- label server
 
 

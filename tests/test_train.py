@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -171,6 +172,33 @@ def _two_folder_set(root: Path) -> None:
                     cv2.imwrite(str(root / folder / name), rng.integers(0, 255, (16, 16, 3), np.uint8))
                     rows.append(json.dumps({"file": name, "class": cls, "clip": clip}))
         (root / folder / "labels.jsonl").write_text("\n".join(rows) + "\n")
+
+
+def test_a_one_class_folder_joins_a_two_class_set(tmp_path):
+    # A folder of hard negatives (clean only) beside a labelled set: the
+    # folders together hold both classes, so the set is usable; alone it is not.
+    from rtclean.train import data
+
+    _two_folder_set(tmp_path)
+    shutil.rmtree(tmp_path / "b" / "breakup")
+    ds = data.load_index([str(tmp_path / "a"), str(tmp_path / "b")])
+    assert ds.classes == ("clean", "breakup")
+    from_b = [s for s in ds.samples if s.path.parent.parent.name == "b"]
+    assert len(from_b) == 12 and all(s.label == 0 for s in from_b)
+    assert sum(s.label for s in ds.samples) == 12 and len(ds.samples) == 36
+    with pytest.raises(data.DatasetError, match=r"/b: expected two class folders .* found 1 \(clean\)"):
+        data.load_index([str(tmp_path / "b")])
+    # both folders one-class, same class: still one class in all
+    shutil.rmtree(tmp_path / "a" / "breakup")
+    with pytest.raises(data.DatasetError, match=r"the dataset folders together: .* found 1 \(clean\)"):
+        data.load_index([str(tmp_path / "a"), str(tmp_path / "b")])
+    # three class names across the folders
+    (tmp_path / "c" / "ko").mkdir(parents=True)
+    shutil.copy(from_b[0].path, tmp_path / "c" / "ko" / "x.png")
+    (tmp_path / "c" / "ok").mkdir()
+    shutil.copy(from_b[0].path, tmp_path / "c" / "ok" / "x.png")
+    with pytest.raises(data.DatasetError, match=r"hold 3 class folders, expected the same two in each"):
+        data.load_index([str(tmp_path / "a"), str(tmp_path / "c")])
 
 
 def test_val_clips_pin_the_validation_split(tmp_path):

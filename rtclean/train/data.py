@@ -1,7 +1,8 @@
 """Labelled frame folders -> arrays for training and evaluation.
 
 A dataset folder holds two class folders (any names: ``breakup``/``clean``,
-``ko``/``ok``, ...) of images, optionally ``.prev/NAME`` (the frame before
+``ko``/``ok``, ...) of images, or one of them when the other folders given
+with it hold both (a folder of hard negatives, say), optionally ``.prev/NAME`` (the frame before
 NAME, the model's second input; the frame itself when absent, as the
 detector does on the first frame) and ``labels.jsonl`` (per-frame ground
 truth from ``dataset synth``: band maps, kind, CNR). Class names are sorted;
@@ -55,15 +56,40 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
 
 
-def class_names(root: Path) -> list[str]:
+def _class_folders(root: Path) -> list[str]:
+    """The class folders of one dataset folder that hold images (sorted)."""
     if not root.is_dir():
         raise DatasetError(f"{root}: no such dataset folder")
-    names = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and _images(d))
-    if len(names) != 2:
-        found = ", ".join(names) if names else "none"
-        raise DatasetError(f"{root}: expected two class folders with images (e.g. breakup/ and clean/), "
-                           f"found {len(names)} ({found})")
-    return names
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and _images(d))
+
+
+def _two_classes_error(where: str, names: list[str]) -> DatasetError:
+    found = ", ".join(names) if names else "none"
+    return DatasetError(f"{where}: expected two class folders with images (e.g. breakup/ and clean/), "
+                        f"found {len(names)} ({found})")
+
+
+def dataset_classes(roots: list[Path]) -> list[str]:
+    """The two class names of several dataset folders taken together.
+
+    A folder may hold one class only (a folder of hard negatives beside a
+    labelled set is a normal way to build a set), as long as the folders
+    together hold exactly two.
+    """
+    per = {root: _class_folders(root) for root in roots}
+    for root, names in per.items():
+        if not names or len(names) > 2:
+            raise _two_classes_error(str(root), names)
+    union = sorted({n for names in per.values() for n in names})
+    if len(union) == 2:
+        return union
+    if len(roots) == 1:
+        raise _two_classes_error(str(roots[0]), union)
+    if len(union) < 2:
+        raise _two_classes_error("the dataset folders together", union)
+    detail = "; ".join(f"{root}: {', '.join(names)}" for root, names in per.items())
+    raise DatasetError(f"the dataset folders together hold {len(union)} class folders, expected the same "
+                       f"two in each ({detail})")
 
 
 def positive_index(names: list[str]) -> int:
@@ -91,18 +117,16 @@ def load_index(dirs: list[str]) -> Dataset:
     """Every labelled image of the dataset folders (nothing decoded yet)."""
     if not dirs:
         raise DatasetError("no dataset folders given")
-    classes: tuple[str, str] | None = None
+    roots = [Path(d) for d in dirs]
+    names = dataset_classes(roots)
+    pos = positive_index(names)
+    classes = (names[1 - pos], names[pos])
     samples: list[Sample] = []
-    for d in map(Path, dirs):
-        names = class_names(d)
-        pos = positive_index(names)
-        here = (names[1 - pos], names[pos])
-        if classes is None:
-            classes = here
-        elif here != classes:
-            raise DatasetError(f"{d}: class folders {list(here)} differ from the first folder's {list(classes)}")
+    for d in roots:
         records = _labels(d)
         for idx, name in enumerate(names):
+            if not (d / name).is_dir():
+                continue  # a one-class folder (hard negatives, say)
             for img in _images(d / name):
                 prev = d / ".prev" / img.name
                 rec = records.get(img.name)

@@ -64,7 +64,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if sizes and not args.dvr:
         raise RtcleanError("--dvr-size sets the size of the DVR passes: give their share with --dvr F too")
     variety = Variety(passes=args.passes, demo=args.demo, compress=args.compress, dvr=args.dvr,
-                      dvr_codec=args.dvr_codec, interlaced=args.interlaced, dvr_sizes=sizes)
+                      dvr_codec=args.dvr_codec, interlaced=args.interlaced, dvr_sizes=sizes,
+                      speeds=tuple(args.speed or ()))
     result = synth_dataset(clips=args.clips, out=args.out, frames=args.frames, seed=args.seed,
                            standard=args.standard, breakup=args.breakup, sim=args.sim, variety=variety)
     print(result["summary"])
@@ -157,4 +158,7 @@ def register(sub, common) -> None:
     sy.add_argument("--interlaced", type=_share, default=0.0, metavar="F",
                     help="share of passes whose content is woven as an interlaced camera gives it (even lines "
                          "from frame t, odd from t + 1) before the simulator (default 0)")
+    sy.add_argument("--speed", nargs="+", type=_positive, metavar="K",
+                    help="content speed-ups, one drawn per pass: the clip played K times as fast, every K-th "
+                         "frame (e.g. 1 2 4 6: FPV moves faster than most clips; default: as recorded)")
     sy.set_defaults(func=cmd_synth)

@@ -32,6 +32,7 @@ single click line. The rule, used by training and evaluation alike:
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
 import logging
 import math
@@ -312,6 +313,11 @@ class Variety:
               captured. Goggle DVRs often record 640x480 or 720x480 whatever
               the standard (``dvr_scale``), which no detector sees in data
               made at the simulator's own size.
+    speeds:   content speed-ups, one drawn per pass (1: as recorded): the
+              clip played K times as fast (every K-th frame), so frame and
+              previous frame are K frames apart. FPV footage moves much faster
+              than most clips, and a model that never saw fast motion learns
+              that a large change from the previous frame means breakup.
     """
     passes: int = 1
     demo: int = 0
@@ -320,6 +326,10 @@ class Variety:
     dvr_codec: str = "mjpeg"
     interlaced: float = 0.0
     dvr_sizes: tuple[tuple[int, int] | None, ...] = ()
+    speeds: tuple[int, ...] = ()
+
+
+MAX_SPEED = 16  # beyond this, consecutive frames of most clips share little content
 
 
 def _vary(frames: Iterator[np.ndarray], rng: np.random.Generator, identity: bool,
@@ -373,6 +383,9 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
     for size in variety.dvr_sizes:
         if size is not None:
             parse_dvr_size(f"{size[0]}x{size[1]}")  # the CLI's own check, for callers that skip the CLI
+    for k in variety.speeds:
+        if not isinstance(k, int) or not 1 <= k <= MAX_SPEED:
+            raise RtcleanError(f"--speed {k}: expected a whole number from 1 to {MAX_SPEED}")
     if variety.dvr_codec not in DVR_CODECS:
         raise RtcleanError(f"DVR codec must be one of {', '.join(DVR_CODECS)}, got {variety.dvr_codec!r}")
     settings = SimSettings(standard=str(standard).lower(), breakup=float(breakup), sim=sim)
@@ -411,11 +424,16 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
                         store, dvr_rec = _scaled(store, size), {**dvr_rec, "dvr_size": f"{size[0]}x{size[1]}"}
             # drawn last, and only when asked for: datasets without it stay as they were
             woven = bool(variety.interlaced) and rng.random() < variety.interlaced
+            # drawn after that, and only when asked for, for the same reason
+            speed = int(variety.speeds[int(rng.integers(len(variety.speeds)))]) if variety.speeds else 1
             n = per_unit + 1 if woven else per_unit  # (weaving makes one frame fewer)
             if clip is None:
-                content = _vary(_demo_frames(clip_seed, settings.standard, n), rng, True, jpeg)
+                raw = _demo_frames(clip_seed, settings.standard, n * speed)
             else:
-                content = _vary(read_frames(clip, n, loop=True), rng, k == 0, jpeg)
+                raw = read_frames(clip, n * speed, loop=True)
+            if speed > 1:
+                raw = itertools.islice(raw, 0, None, speed)
+            content = _vary(raw, rng, clip is None or k == 0, jpeg)
             if woven:
                 content = interlace(content, standard_size(settings.standard))
             prev = None
@@ -438,6 +456,8 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
                 rec.update(dvr_rec)
                 if woven:
                     rec["interlaced"] = True
+                if speed > 1:
+                    rec["speed"] = speed
                 labels.write(json.dumps(rec) + "\n")
                 counts[cls] += 1
                 if cls == "breakup":

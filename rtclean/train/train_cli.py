@@ -62,7 +62,8 @@ def register(sub, common) -> None:
     t = sub.add_parser("train", help="train a two-class frame model (needs the [train] extra)")
     common(t)
     t.add_argument("--data", nargs="+", required=True, metavar="DIR",
-                   help="dataset folders, each with two class folders (e.g. breakup/ and clean/)")
+                   help="dataset folders, each with two class folders (e.g. breakup/ and clean/), or one "
+                        "of them when the folders together hold both")
     t.add_argument("--out", required=True, metavar="NAME.tflite",
                    help="int8 model; NAME.f32.tflite and NAME.json are written beside it")
     t.add_argument("--epochs", type=int, default=8)
