@@ -120,6 +120,37 @@ def test_dataset_index_and_errors(synth_dir, tmp_path):
     assert user.classes == ("ko", "ok") and [s.label for s in user.samples] == [0, 1]
 
 
+def test_eval_detect_takes_a_folder_of_clean_frames_alone(synth_dir, tmp_path, rtclean_cmd):
+    # A user's clean DVR frames measure false alarms by themselves: FPR is
+    # reported, recall and AUC are "n/a" (null), nothing fails. Training
+    # still needs both classes, and a lone class of unknown meaning is refused.
+    import shutil
+
+    clean = tmp_path / "mine" / "clean"
+    clean.mkdir(parents=True)
+    for img in sorted((synth_dir / "clean").iterdir())[:6]:
+        shutil.copy(img, clean / img.name)
+    with pytest.raises(data.DatasetError, match=r"found 1 \(clean\)"):
+        data.load_index([str(tmp_path / "mine")])
+    ds = data.load_index([str(tmp_path / "mine")], one_class_ok=True)
+    assert ds.classes == ("clean", "breakup") and [s.label for s in ds.samples] == [0] * 6
+    (tmp_path / "ok" / "ok").mkdir(parents=True)
+    shutil.copy(next(clean.iterdir()), tmp_path / "ok" / "ok" / "a.png")
+    with pytest.raises(data.DatasetError, match=r"found 1 \(ok\)"):
+        data.load_index([str(tmp_path / "ok")], one_class_ok=True)
+    out = tmp_path / "report"
+    proc = subprocess.run(rtclean_cmd + ["eval", "detect", "--data", str(tmp_path / "mine"), "--out", str(out), "-q"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads((out / "report.json").read_text())
+    folders = rep["sets"]["folders"]
+    assert folders["positives"] == 0 and folders["negatives"] == 6
+    for name, r in folders["detectors"].items():
+        assert r["recall"] is None and r["roc_auc"] is None, name
+        assert r["fpr"] is not None and r["confusion"]["fp"] + r["confusion"]["tn"] == 6, name
+    assert "recall n/a" in proc.stdout and (out / "report.html").stat().st_size > 0
+
+
 def test_eval_detect_cli_writes_report(synth_dir, clips_dir, tmp_path, rtclean_cmd):
     model = write_model(tmp_path / "tiny.tflite", h=32, w=24, c=2, dtype="int8")
     out = tmp_path / "report"

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 N_BANDS = 16
+DETECTOR_CLASSES = ("clean", "breakup")
 PREPROCESS_VERSION = 1  # default rtclean/detect/tflite.py preprocessing of new models (versions 1, 2, 3)
 
 
@@ -69,12 +70,14 @@ def _two_classes_error(where: str, names: list[str]) -> DatasetError:
                         f"found {len(names)} ({found})")
 
 
-def dataset_classes(roots: list[Path]) -> list[str]:
+def dataset_classes(roots: list[Path], one_class_ok: bool = False) -> list[str]:
     """The two class names of several dataset folders taken together.
 
     A folder may hold one class only (a folder of hard negatives beside a
     labelled set is a normal way to build a set), as long as the folders
-    together hold exactly two.
+    together hold exactly two. ``one_class_ok`` (evaluation, where a folder
+    of a user's clean DVR frames measures false alarms alone) also takes
+    folders that together hold only ``clean/`` or only ``breakup/``.
     """
     per = {root: _class_folders(root) for root in roots}
     for root, names in per.items():
@@ -83,6 +86,8 @@ def dataset_classes(roots: list[Path]) -> list[str]:
     union = sorted({n for names in per.values() for n in names})
     if len(union) == 2:
         return union
+    if one_class_ok and len(union) == 1 and union[0] in DETECTOR_CLASSES:
+        return sorted(DETECTOR_CLASSES)
     if len(roots) == 1:
         raise _two_classes_error(str(roots[0]), union)
     if len(union) < 2:
@@ -113,12 +118,12 @@ def _labels(root: Path) -> dict[str, dict]:
     return out
 
 
-def load_index(dirs: list[str]) -> Dataset:
+def load_index(dirs: list[str], one_class_ok: bool = False) -> Dataset:
     """Every labelled image of the dataset folders (nothing decoded yet)."""
     if not dirs:
         raise DatasetError("no dataset folders given")
     roots = [Path(d) for d in dirs]
-    names = dataset_classes(roots)
+    names = dataset_classes(roots, one_class_ok)
     pos = positive_index(names)
     classes = (names[1 - pos], names[pos])
     samples: list[Sample] = []

@@ -241,7 +241,7 @@ def make_detectors(model: str | None, precision: str = "int8") -> list[EvalDetec
 def score_folders(dirs: list[str], dets: list[EvalDetector]) -> Scores:
     from rtclean.train import data
 
-    ds = data.load_index(dirs)
+    ds = data.load_index(dirs, one_class_ok=True)  # clean frames alone measure false alarms
     sc = Scores()
     for s in ds.samples:
         cur, prev = data.load_pair(s)
