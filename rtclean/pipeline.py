@@ -40,6 +40,7 @@ from rtclean.detect import make_detector
 from rtclean.detect.base import Detector
 from rtclean.detect.decide import Decider
 from rtclean.detect.nosignal import NoSignalCheck
+from rtclean.detect.repeat import RepeatedFrame
 from rtclean.errors import RtcleanError, SourceError
 from rtclean.frames import LOST, PASS, Decision, DetectResult, Frame, Processed
 from rtclean.mailbox import DropOldestQueue
@@ -70,6 +71,7 @@ class FrameProcessor:
             detector = make_detector(dcfg, PACKAGE_ROOT.parent)
         self.detector = detector
         self.nosignal = NoSignalCheck(cfg.detect.frozen_frames)
+        self.repeat = RepeatedFrame()
         self.decider = Decider(cfg.detect, fps)
         self.repairer = Repairer(cfg.repair, fps)
         self._detect_cfg, self._fps = cfg.detect, fps
@@ -77,7 +79,12 @@ class FrameProcessor:
 
     def process(self, frame: Frame) -> Processed:
         t0 = time.perf_counter()
-        result: DetectResult = self.detector.detect(frame.image)
+        # a frame that repeats the last one pixel for pixel keeps its verdict
+        # (a DVR's 25 -> 30 fps repeats; rtclean/detect/repeat.py)
+        result: DetectResult | None = self.repeat.verdict(frame.image)
+        if result is None:
+            result = self.detector.detect(frame.image)
+            self.repeat.remember(frame.image, result)
         result.no_signal = self.nosignal.check(frame.image)
         t1 = time.perf_counter()
         decision: Decision = self.decider.update(result, frame.t)
@@ -92,6 +99,7 @@ class FrameProcessor:
     def reset(self) -> None:
         self.detector.reset()
         self.nosignal.reset()
+        self.repeat.reset()
         self.repairer.reset()
 
     def warm_up(self, size: tuple[int, int]) -> None:

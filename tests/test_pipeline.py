@@ -305,3 +305,58 @@ def test_replay_source_paces_from_first_read():
     elapsed = time.monotonic() - t0
     assert len(got) == 10 and [int(im[0, 0, 0]) for im, _ in got[:4]] == [0, 1, 2, 0]
     assert elapsed >= 9 / 50.0 - 0.01
+
+
+def test_a_repeated_frame_keeps_its_verdict(clips_dir):
+    """A DVR recording 30 fps from a 25 fps receiver repeats every fifth
+    frame. The detectors compare a frame with the one before, so a repeat of
+    a faintly broken frame looks coherent and clean to them; the per-frame
+    path gives the repeat the first copy's verdict instead, without running
+    them. The frames: held-out analog breakup (seed 81's cup_handheld, whose
+    frame 5 has faint sparklies)."""
+    from rtclean.frames import Frame
+    from rtclean.pipeline import FrameProcessor
+    from rtclean.train.synth import SimSettings, frame_class, read_frames, simulate
+
+    sim = list(simulate(read_frames(clips_dir / "cup_handheld_640x480.mp4", 6), 81002,
+                        SimSettings("pal", 0.5, "analog")))
+    assert frame_class(sim[5].label.kind, sim[5].label.damaged_lines) == "breakup"
+    seq = [sf.image for sf in sim] + [sim[5].image.copy()]  # the repeat: same pixels, a new array
+
+    # why: the detector alone calls the repeat clean
+    proc = FrameProcessor(config.Config(), 30.0)
+    alone = [proc.detector.detect(im).score for im in seq]
+    assert alone[5] >= 0.5 and alone[6] < 0.5, alone
+
+    proc = FrameProcessor(config.Config(), 30.0)
+    runs = []
+    real_detect = proc.detector.detect
+    proc.detector.detect = lambda im: (runs.append(1), real_detect(im))[1]  # counts calls only
+    out = [proc.process(Frame(i, i / 30.0, im)) for i, im in enumerate(seq)]
+    assert out[5].result.score >= 0.5 and out[6].result.score == out[5].result.score
+    assert out[6].decision.breakup and len(runs) == len(seq) - 1
+    assert out[6].result is not out[5].result and out[6].result.bands is not None
+
+
+def test_only_an_exact_repeat_counts():
+    """A few new sparkles on a still scene change few pixels and are what
+    must be found: anything short of pixel-for-pixel is scored afresh, and a
+    source that reuses its buffer does not make every frame a repeat."""
+    from rtclean.detect.repeat import RepeatedFrame
+    from rtclean.frames import DetectResult
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 200, (576, 720, 3), np.uint8)
+    rep = RepeatedFrame()
+    assert rep.verdict(img) is None  # nothing remembered yet
+    rep.remember(img, DetectResult(0.7, bands=np.full(16, 0.7, np.float32)))
+    same = rep.verdict(img.copy())
+    assert same is not None and same.score == 0.7 and same.no_signal is None
+    clicked = img.copy()
+    clicked[301, 400:430] = 255  # one short click, off the coarse grid
+    assert rep.verdict(clicked) is None
+    assert rep.verdict(img[:, :-2].copy()) is None  # another size
+    img[:] = rng.integers(0, 200, img.shape, np.uint8)  # the buffer reused for a new frame
+    assert rep.verdict(img) is None
+    rep.reset()
+    assert rep.verdict(img) is None

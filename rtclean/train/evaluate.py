@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rtclean.detect.repeat import RepeatedFrame
 from rtclean.errors import RtcleanError
 
 log = logging.getLogger(__name__)
@@ -162,10 +163,16 @@ class EvalDetector:
     decider: object | None = None
     decided: float = 0.0
     _t: float = 0.0
+    repeat: RepeatedFrame = field(default_factory=RepeatedFrame)
 
     def score(self, image: np.ndarray) -> float:
         t0 = time.perf_counter()
-        s = self.detector.detect(image).score
+        result = self.repeat.verdict(image) if self.nosignal is not None else None
+        if result is None:
+            result = self.detector.detect(image)
+            if self.nosignal is not None:  # the `rtclean detect` row: a repeated frame keeps its verdict
+                self.repeat.remember(image, result)
+        s = result.score
         if self.nosignal is not None and self.nosignal.check(image) is not None:
             s = 1.0
         self.times_ms.append((time.perf_counter() - t0) * 1000.0)
@@ -178,6 +185,7 @@ class EvalDetector:
 
     def reset(self) -> None:
         self.detector.reset()
+        self.repeat.reset()
         if self.nosignal is not None:
             self.nosignal.reset()
         if self.decider is not None:
