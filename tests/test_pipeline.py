@@ -358,5 +358,8 @@ def test_only_an_exact_repeat_counts():
     assert rep.verdict(img[:, :-2].copy()) is None  # another size
     img[:] = rng.integers(0, 200, img.shape, np.uint8)  # the buffer reused for a new frame
     assert rep.verdict(img) is None
+    # the kept frame overwritten by a source's ring of buffers: a frame equal
+    # to the new contents is no repeat of the frame that was scored
+    assert rep.verdict(img.copy()) is None
     rep.reset()
     assert rep.verdict(img) is None

@@ -46,21 +46,26 @@ class RepeatedFrame:
     def verdict(self, image: np.ndarray) -> DetectResult | None:
         """A copy of the last result when ``image`` repeats the last frame
         pixel for pixel, else None (score it)."""
-        if self._result is None or self._image is None or image.shape != self._image.shape:
+        last = self._image
+        if self._result is None or last is None or image.shape != last.shape:
+            return None
+        # A source that refills one buffer hands over the memory kept here:
+        # then nothing can be told, and the frame is scored afresh.
+        if np.may_share_memory(image, last):
             return None
         # the coarse look rules out almost every new frame in microseconds
+        # (against a copy: were the kept frame overwritten since, a frame equal
+        # to its new contents would fail here)
         if not np.array_equal(image[::_STEP, ::_STEP], self._coarse):
             return None
-        if not np.array_equal(image, self._image):
+        if not np.array_equal(image, last):
             return None
         r = self._result
         return dataclasses.replace(r, features=dict(r.features), no_signal=None)
 
     def remember(self, image: np.ndarray, result: DetectResult) -> None:
-        """The frame just scored. Copied (about 0.05 ms at 720x576): a source
-        that reused its buffer would otherwise make every frame a repeat."""
-        if self._image is None or self._image.shape != image.shape or self._image.dtype != image.dtype:
-            self._image = np.empty_like(image)
-        np.copyto(self._image, image)
-        self._coarse = self._image[::_STEP, ::_STEP]
+        """The frame just scored. Kept by reference (a full copy costs
+        0.16 ms per 720x576 frame here); its coarse view is copied."""
+        self._image = image
+        self._coarse = image[::_STEP, ::_STEP].copy()
         self._result = result
