@@ -10,6 +10,7 @@ far less than a millisecond figure when the machine is busy.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tempfile
 import time
 
@@ -71,8 +72,15 @@ def run_bench(cfg: Config, frames: int = 300, live_seconds: float = 8.0) -> dict
     base = _baseline(images)
     stages["baseline_blur5"] = percentiles(base)
 
-    detector = make_detector(cfg.detect, PACKAGE_ROOT.parent)
+    # "detect" stays one thread, as every stage here; with detect.parallel
+    # (the classical detector on a second thread) the same detector's time
+    # is "detect_parallel", measured in the same run
+    detector = make_detector(dataclasses.replace(cfg.detect, parallel=False), PACKAGE_ROOT.parent)
     stages["detect"] = percentiles(_time(detector.detect, images))
+    par = make_detector(cfg.detect, PACKAGE_ROOT.parent)
+    if getattr(par, "parallel", False):
+        stages["detect_parallel"] = percentiles(_time(par.detect, images))
+    del par
     # The TFLite model alone, preprocessing included (issue 3's 1 ms budget)
     model = getattr(detector, "model", None) or (detector if detector.name == "tflite" else None)
     if model is not None:
@@ -149,6 +157,11 @@ def run_bench(cfg: Config, frames: int = 300, live_seconds: float = 8.0) -> dict
         # The live path as a ground station runs it: frames arrive paced at
         # 25 fps from a source that costs no CPU (like a capture card).
         live = _live_run(cfg, f"{d}/replay", live_seconds, ReplaySource(images, fps, duration_s=None))
+        live_one = None
+        if "detect_parallel" in stages:  # the same run with detect on one thread: what parallel saves
+            one_cfg = copy.deepcopy(cfg)
+            one_cfg.detect.parallel = False
+            live_one = _live_run(one_cfg, f"{d}/replay1", live_seconds, ReplaySource(images, fps, duration_s=None))
         # The demo as users run it, simulator included: must keep real time.
         demo_cfg = copy.deepcopy(cfg)
         demo_cfg.source.demo.realtime = True
@@ -186,6 +199,7 @@ def run_bench(cfg: Config, frames: int = 300, live_seconds: float = 8.0) -> dict
     return {"size": list(SIZE), "threads": 1, "frames": len(images), "stages": stages,
             "precision": getattr(model, "precision", None),
             "live_latency": live.pop("latency"), "live": live,
+            "live_one_thread": None if live_one is None else {"latency": live_one.pop("latency"), **live_one},
             "demo": {"latency": demo.pop("latency"), **demo},
             "clients": _clients_summary(clients), "rtp": rtp, "offline": offline}
 
@@ -373,8 +387,11 @@ def format_table(r: dict) -> str:
     for name, s in r["stages"].items():
         ratio = s.get("ratio_to_baseline", 1.0)
         lines.append(f"{name:<22}{s['median_ms']:>10.3f}{s['p99_ms']:>10.3f}{ratio:>12.2f}")
-    for title, lv, run in (("live path, paced replay", r["live_latency"], r["live"]),
-                           ("demo feed, simulator in-process", r["demo"]["latency"], r["demo"])):
+    runs = [("live path, paced replay", r["live_latency"], r["live"])]
+    if r.get("live_one_thread"):
+        runs.append(("the same, detect on one thread", r["live_one_thread"]["latency"], r["live_one_thread"]))
+    runs.append(("demo feed, simulator in-process", r["demo"]["latency"], r["demo"]))
+    for title, lv, run in runs:
         lines.append(f"{title}: capture to JPEG median {lv['median_ms']} ms, p99 {lv['p99_ms']} ms; "
                      f"{run['frames_in']} frames in {run['seconds']:.0f} s ({run['fps_in']} fps), "
                      f"drops {run['drops']}")

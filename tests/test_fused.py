@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -318,3 +319,55 @@ def test_bad_companion_agree_leaves_the_companion_at_its_own_threshold(tmp_path,
     det = make_detector(DetectConfig(model=str(first)), tmp_path)
     assert isinstance(det, FusedDetector) and det.companion is not None and det.companion_agree is None
     assert [r.getMessage() for r in caplog.records if "agreement left out" in r.getMessage()]
+
+
+def test_parallel_detect_gives_the_same_results(clips_dir):
+    """detect.parallel runs the classical detector on a second thread while
+    the models run on the caller's: the same results, frame by frame, as one
+    thread, with every detector's state carried between frames (the
+    previous frame of the models, the classical detector's running levels).
+    The shipped pair on a real clip with breakup of several kinds."""
+    one = make_detector(DetectConfig(parallel=False), SHIPPED.parents[1])
+    two = make_detector(DetectConfig(parallel=True), SHIPPED.parents[1], cores=2)
+    assert not one.parallel and two.parallel and two.companion is not None
+    rng = np.random.default_rng(11)
+    kinds = ("sparklies", "tear", "snow", "colour_loss")
+    flagged = 0
+    for i, frame in enumerate(read_frames(clips_dir / "cup_handheld_640x480.mp4", 40)):
+        image = inject(frame, kinds[i // 3 % 4], 0.4, rng)[0] if i % 3 == 2 else frame
+        a, b = one.detect(image), two.detect(image)
+        assert a.score == b.score and a.features == b.features, i
+        assert np.array_equal(a.bands, b.bands) and np.array_equal(a.fields, b.fields), i
+        flagged += a.score >= 0.5
+    assert flagged >= 8  # the broken frames were scored as such: the comparison covered both kinds
+    assert any(t.name.startswith("rtclean-classical") for t in threading.enumerate())
+
+
+def test_parallel_detect_raises_the_classical_error_in_the_caller():
+    """An error in the classical half reaches the caller of detect, as it
+    would on one thread, and the detector goes on with the next frame."""
+
+    class FailsOnce(ClassicalDetector):
+        calls = 0
+
+        def detect(self, image):
+            FailsOnce.calls += 1
+            if FailsOnce.calls == 2:
+                raise RuntimeError("classical half failed")
+            return super().detect(image)
+
+    det = FusedDetector(TFLiteDetector(SHIPPED), FailsOnce(), parallel=True)
+    frame = np.full((576, 720, 3), 90, np.uint8)
+    det.detect(frame)
+    with pytest.raises(RuntimeError, match="classical half failed"):
+        det.detect(frame)
+    assert det.detect(frame).score < 0.5
+
+
+def test_parallel_detect_needs_two_cores():
+    """A stream given one core (an offline batch whose workers fill the
+    cores) or detect.parallel: false runs detect on one thread."""
+    root = SHIPPED.parents[1]
+    assert make_detector(DetectConfig(), root, cores=2).parallel
+    assert not make_detector(DetectConfig(), root, cores=1).parallel
+    assert not make_detector(DetectConfig(parallel=False), root, cores=4).parallel

@@ -4,6 +4,7 @@ tools read (DESIGN.md), checked on real files with real decoders."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -156,6 +157,9 @@ def test_bench_json_format(rtclean_cmd):
         s = b["stages"][stage]
         assert 0 < s["median_ms"] <= s["p99_ms"]
     assert 0 < b["live_latency"]["median_ms"] <= b["live_latency"]["p99_ms"]
+    if (os.cpu_count() or 1) > 1:  # detect.parallel's time, and the live path without it, in the same run
+        assert 0 < b["stages"]["detect_parallel"]["median_ms"] <= b["stages"]["detect_parallel"]["p99_ms"]
+        assert b["live_one_thread"]["frames_in"] > 0 and b["live_one_thread"]["latency"]["median_ms"] > 0
     for section in (b["live"], b["demo"]):
         assert section["frames_in"] > 0 and set(section["drops"]) == {"input", "live", "raw", "clean"}
     o = b["offline"]  # the offline cleaner on a 720x576 25 fps AVI, decode and encode included

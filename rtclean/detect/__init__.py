@@ -17,6 +17,7 @@ its float32 twin (rtclean.detect.precision).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from rtclean.config import DetectConfig
@@ -41,13 +42,14 @@ def model_path(cfg: DetectConfig, root: Path) -> Path:
 
 
 def load_fused(path: Path, delegate: str = "cpu", num_threads: int = 1,
-               classical: Detector | None = None, precision: str = "int8") -> Detector:
+               classical: Detector | None = None, precision: str = "int8", parallel: bool = False) -> Detector:
     """The classical detector, the model at ``path`` and the companion its
     card names, fused (rtclean.detect.fused), in ``precision`` (the int8
     files, their float32 twins, or ``auto``: rtclean.detect.precision; the
     companion follows the main model's choice). A companion that cannot be
     used is left out with a warning: the pair's first model still works
-    under its own rule. A bad main model is a ModelError."""
+    under its own rule. A bad main model is a ModelError. ``parallel``: the
+    classical detector on a second thread (FusedDetector)."""
     from rtclean.detect.fused import FusedDetector
     from rtclean.detect.precision import load_detector
     from rtclean.detect.tflite import card_companion_agree, load_companion
@@ -64,10 +66,13 @@ def load_fused(path: Path, delegate: str = "cpu", num_threads: int = 1,
             agree = card_companion_agree(path)
         except ModelError as e:
             log.warning("detector: the companion's agreement left out, it counts at its own threshold (%s)", e)
-    return FusedDetector(det, classical, companion=companion, companion_agree=agree)
+    return FusedDetector(det, classical, companion=companion, companion_agree=agree, parallel=parallel)
 
 
-def make_detector(cfg: DetectConfig, root: Path) -> Detector:
+def make_detector(cfg: DetectConfig, root: Path, cores: int | None = None) -> Detector:
+    """The detector ``cfg`` asks for. ``cores``: how many this stream may
+    use (default all); ``detect.parallel`` takes effect only with two or
+    more (a batch of offline jobs already fills the cores with workers)."""
     from rtclean.detect.classical import ClassicalDetector
 
     if cfg.detector == "classical":
@@ -84,13 +89,15 @@ def make_detector(cfg: DetectConfig, root: Path) -> Detector:
         log.info("detector: classical (auto: no model at %s)", path)
         return ClassicalDetector(chroma_clicks=cfg.chroma_clicks)
     try:
+        parallel = cfg.parallel and ((os.cpu_count() or 1) if cores is None else cores) > 1
         det = load_fused(path, cfg.delegate, classical=ClassicalDetector(chroma_clicks=cfg.chroma_clicks),
-                         precision=cfg.precision)
+                         precision=cfg.precision, parallel=parallel)
     except ModelError as e:
         log.warning("detector: classical (auto: model at %s not usable: %s)", path, e)
         return ClassicalDetector(chroma_clicks=cfg.chroma_clicks)
     extra = f" + companion {det.companion.model_path.name}" if det.companion is not None else ""
-    log.info("detector: classical + tflite %s%s via %s (auto: model loaded)", det.model_path, extra, det.runtime)
+    log.info("detector: classical + tflite %s%s via %s (auto: model loaded%s)", det.model_path, extra, det.runtime,
+             ", classical on a second thread" if det.parallel else "")
     return det
 
 

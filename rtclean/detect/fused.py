@@ -55,6 +55,15 @@ just under their thresholds on the same frames (companion 0.40-0.50 with
 (docs/training.md, "The companion's agreement"). Not on a combed frame,
 for the reason given under ``agree``.
 
+With ``parallel`` (``detect.parallel``, on where there is more than one
+core) the classical detector runs on a second thread while the calling
+thread preprocesses the frame and runs the models: the same work, less
+time per frame. The two halves share nothing but the (read-only) frame;
+OpenCV and the TFLite invoke release the GIL for most of their time. The
+classical half is the longer one (6.5 ms against 4 ms here): one frame of
+the bench took 11.5 ms one after the other and 7.6 ms in parallel, median
+(docs/performance.md, twenty-first session).
+
 Scores are combined after calibration: every TFLiteDetector maps its own
 operating threshold to 0.5 (see ``calibrate``), the classical detector's
 threshold is 0.5 by construction, so ``detect.threshold`` keeps one meaning.
@@ -62,6 +71,8 @@ Under ``agree`` the model's score counts only on frames with agreement.
 """
 
 from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -76,7 +87,7 @@ class FusedDetector(Detector):
 
     def __init__(self, model: TFLiteDetector, classical: ClassicalDetector | None = None,
                  fusion: Fusion | None = None, companion: TFLiteDetector | None = None,
-                 companion_agree: CompanionAgree | None = None) -> None:
+                 companion_agree: CompanionAgree | None = None, parallel: bool = False) -> None:
         self.model = model
         self.classical = classical or ClassicalDetector()
         self.fusion = card_fusion(model.card_path) if fusion is None else fusion
@@ -87,6 +98,13 @@ class FusedDetector(Detector):
         self.delegate = model.delegate
         self.precision = model.precision
         self.model_path = model.model_path
+        # one thread for the classical half (see the module doc); its idle
+        # thread ends when the detector is collected
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="rtclean-classical") if parallel else None
+
+    @property
+    def parallel(self) -> bool:
+        return self._pool is not None
 
     def _agrees(self, c: DetectResult) -> bool:
         f = self.fusion
@@ -97,10 +115,23 @@ class FusedDetector(Detector):
         return (float(c.features.get("runs", 0.0)) >= f.classical_runs
                 and float(c.features.get("comb", 0.0)) < COMBED)
 
-    def detect(self, image: np.ndarray) -> DetectResult:
-        c = self.classical.detect(image)
+    def _models(self, image: np.ndarray) -> tuple[DetectResult, DetectResult | None]:
         planes = self.model.planes(image)
         m = self.model.infer(planes)
+        if self.companion is None:
+            return m, None
+        return m, self.companion.infer(planes) if self._shared_planes else self.companion.detect(image)
+
+    def detect(self, image: np.ndarray) -> DetectResult:
+        if self._pool is None:
+            c = self.classical.detect(image)
+            m, s = self._models(image)
+        else:
+            pending: Future = self._pool.submit(self.classical.detect, image)
+            try:
+                m, s = self._models(image)
+            finally:  # the classical half never runs on into the next frame; its error is raised here
+                c = pending.result()
         agree = self._agrees(c)
         if agree:
             score = max(c.score, m.score)
@@ -112,8 +143,7 @@ class FusedDetector(Detector):
         features["classical_score"] = c.score
         features["model_calibrated"] = m.score
         features["fusion_agree"] = float(agree)
-        if self.companion is not None:
-            s = self.companion.infer(planes) if self._shared_planes else self.companion.detect(image)
+        if s is not None:
             s_score, s_bands = s.score, s.bands
             a = self.companion_agree
             helped = (a is not None and s_score < 0.5 and c.features.get("click_runs", 0.0) >= a.click_runs

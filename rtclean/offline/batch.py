@@ -48,6 +48,13 @@ def default_jobs() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def cores_per_job(workers: int) -> int:
+    """The cores each of ``workers`` jobs may use (``CleanOptions.encoder_threads``):
+    those the workers leave idle go to the encoder and to a second detect
+    thread (one file on two cores)."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
 @dataclass(slots=True)
 class Job:
     id: int

@@ -4,7 +4,6 @@ module only wires them in)."""
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from rtclean.config import Config
@@ -32,7 +31,7 @@ def add_clean_arguments(c: argparse.ArgumentParser) -> None:
 def run_clean(args: argparse.Namespace, cfg: Config) -> int:
     import sys
 
-    from rtclean.offline.batch import default_jobs, exit_status, is_single_form, plan, run_batch, Job
+    from rtclean.offline.batch import Job, cores_per_job, default_jobs, exit_status, is_single_form, plan, run_batch
     from rtclean.offline.job import CleanOptions
     from rtclean.offline.progress import ProgressBar
     from rtclean.offline.roi import Roi
@@ -59,9 +58,8 @@ def run_clean(args: argparse.Namespace, cfg: Config) -> int:
             raise RtcleanError(f"{outdir}: exists and is not a directory (several inputs need an output directory)")
         jobs = plan(args.input, outdir, opts)
     workers = min(args.jobs or default_jobs(), len(jobs))
-    # Cores the workers leave idle go to the encoder (one file on two cores).
     for job in jobs:
-        job.options.encoder_threads = max(1, (os.cpu_count() or 1) // workers)
+        job.options.encoder_threads = cores_per_job(workers)
     results = run_batch(cfg, jobs, workers, ProgressBar(len(jobs)))
     if len(results) > 1:
         failed = sum(bool(r.error) for r in results)

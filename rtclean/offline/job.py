@@ -47,7 +47,7 @@ class CleanOptions:
     audio: bool = True  # keep the input's sound track
     report_json: Path | None = None
     report_html: Path | None = None
-    encoder_threads: int = 1
+    encoder_threads: int = 1  # the cores this job may use: the encoder's threads, parallel detect
 
 
 ProgressFn = Callable[[int, int], None]  # (frames done, frames expected or 0)
@@ -141,7 +141,9 @@ def clean_one(cfg: Config, path: str | Path, out: str | Path, opts: CleanOptions
             opts.roi.check(src.size, str(path))
         track, start, duration = audio.probe(path)
         keep_audio = opts.audio and track is not None and not drop
-        detector = make_detector(cfg.detect, PACKAGE_ROOT.parent)
+        # the cores left to this job (a batch's workers share them out) also
+        # decide whether the classical detector gets a thread of its own
+        detector = make_detector(cfg.detect, PACKAGE_ROOT.parent, cores=opts.encoder_threads)
         if opts.roi is not None:
             from rtclean.offline.roi import RoiDetector
 

@@ -23,7 +23,7 @@ from rtclean.config import Config
 
 
 def measure_offline(cfg: Config, images: list[np.ndarray], fps: float, tmpdir: str | Path) -> dict:
-    from rtclean.offline.batch import default_jobs, plan, run_batch
+    from rtclean.offline.batch import cores_per_job, default_jobs, plan, run_batch
     from rtclean.offline.dvrsample import write_dvr_file
     from rtclean.offline.job import CleanOptions, clean_one
     from rtclean.offline.progress import ProgressBar
@@ -34,7 +34,8 @@ def measure_offline(cfg: Config, images: list[np.ndarray], fps: float, tmpdir: s
     video_s = len(images) / fps
 
     t0, c0 = time.perf_counter(), time.process_time()
-    report = clean_one(cfg, src, tmp / "single" / "flight.avi", CleanOptions())
+    # the cores shared out as `rtclean clean` does (rtclean.offline.batch.cores_per_job)
+    report = clean_one(cfg, src, tmp / "single" / "flight.avi", CleanOptions(encoder_threads=cores_per_job(1)))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
 
     jobs_n = default_jobs()
@@ -42,7 +43,7 @@ def measure_offline(cfg: Config, images: list[np.ndarray], fps: float, tmpdir: s
     indir.mkdir()
     for k in range(jobs_n):
         shutil.copy(src, indir / f"flight{k}.avi")
-    jobs = plan([str(indir)], tmp / "batch_out", CleanOptions())
+    jobs = plan([str(indir)], tmp / "batch_out", CleanOptions(encoder_threads=cores_per_job(jobs_n)))
     t0 = time.perf_counter()
     results = run_batch(cfg, jobs, jobs_n, ProgressBar(len(jobs), enabled=False), quiet=True)
     batch_wall = time.perf_counter() - t0
