@@ -107,3 +107,18 @@ def test_shipped_companion_is_checked_and_a_missing_one_warns(rtclean_cmd, tmp_p
     assert r.returncode == 0, r.stdout + r.stderr
     comp = finding(r.stdout, "companion")
     assert comp.split()[0] == WARN and "0 < score < 0.5" in comp and "own threshold only" in comp
+
+
+def test_check_says_how_many_threads_detect_uses(rtclean_cmd, tmp_path):
+    """detect.parallel (the classical detector on a second thread) needs two
+    cores; `check` says which way the default detector will run."""
+    import os
+
+    r = run_check(rtclean_cmd, tmp_path, "source.kind=demo")
+    threads = finding(r.stdout, "threads")
+    if (os.cpu_count() or 1) > 1:
+        assert threads.split()[0] == OK and "detect on 2 threads" in threads and "detect.parallel" in threads
+    else:
+        assert "detect on 1 thread (one core)" in threads
+    r = run_check(rtclean_cmd, tmp_path, "source.kind=demo", "detect.parallel=false")
+    assert "detect on 1 thread (detect.parallel: false)" in finding(r.stdout, "threads")

@@ -69,6 +69,13 @@ def load_fused(path: Path, delegate: str = "cpu", num_threads: int = 1,
     return FusedDetector(det, classical, companion=companion, companion_agree=agree, parallel=parallel)
 
 
+def parallel_detect(cfg: DetectConfig, cores: int | None = None) -> bool:
+    """Whether the default detector runs its classical half on a second
+    thread: ``detect.parallel`` and at least two cores for this stream
+    (``cores``; default all of this machine's)."""
+    return cfg.parallel and ((os.cpu_count() or 1) if cores is None else cores) > 1
+
+
 def make_detector(cfg: DetectConfig, root: Path, cores: int | None = None) -> Detector:
     """The detector ``cfg`` asks for. ``cores``: how many this stream may
     use (default all); ``detect.parallel`` takes effect only with two or
@@ -89,9 +96,8 @@ def make_detector(cfg: DetectConfig, root: Path, cores: int | None = None) -> De
         log.info("detector: classical (auto: no model at %s)", path)
         return ClassicalDetector(chroma_clicks=cfg.chroma_clicks)
     try:
-        parallel = cfg.parallel and ((os.cpu_count() or 1) if cores is None else cores) > 1
         det = load_fused(path, cfg.delegate, classical=ClassicalDetector(chroma_clicks=cfg.chroma_clicks),
-                         precision=cfg.precision, parallel=parallel)
+                         precision=cfg.precision, parallel=parallel_detect(cfg, cores))
     except ModelError as e:
         log.warning("detector: classical (auto: model at %s not usable: %s)", path, e)
         return ClassicalDetector(chroma_clicks=cfg.chroma_clicks)
@@ -101,4 +107,4 @@ def make_detector(cfg: DetectConfig, root: Path, cores: int | None = None) -> De
     return det
 
 
-__all__ = ["Detector", "load_fused", "make_detector", "model_path"]
+__all__ = ["Detector", "load_fused", "make_detector", "model_path", "parallel_detect"]

@@ -61,6 +61,17 @@ def _check_companion(path: Path, delegate: str, precision: str) -> list[Finding]
     return [Finding(OK, "companion", loads)]
 
 
+def _check_threads(d) -> Finding:
+    from rtclean.detect import parallel_detect
+
+    cores = os.cpu_count() or 1
+    if parallel_detect(d):
+        return Finding(OK, "threads", f"detect on 2 threads, the classical detector beside the models "
+                                      f"(detect.parallel; {cores} cores)")
+    why = "detect.parallel: false" if not d.parallel else "one core"
+    return Finding(OK, "threads", f"detect on 1 thread ({why})")
+
+
 def check_detector(cfg: Config, root: Path) -> list[Finding]:
     from rtclean.detect import model_path
     from rtclean.detect.runtime import RUNTIMES, _module, probe_delegate
@@ -85,6 +96,7 @@ def check_detector(cfg: Config, root: Path) -> list[Finding]:
                                                 f"({d.delegate}, {det.precision}; detect.precision: {d.precision})"))
                 if d.detector == "auto":
                     out.extend(_check_companion(path, d.delegate, "float32" if det.is_twin else "int8"))
+                    out.append(_check_threads(d))
             except RtcleanError as e:
                 out.append(Finding(FAIL if needs_model else WARN, "model",
                                    f"{e}" + ("" if needs_model else " (the classical detector runs)")))
