@@ -258,6 +258,53 @@ def test_chroma_level_starts_low_on_a_colourful_first_frame(clips_dir):
     assert res.features["chroma_clicks"] >= 0.5, res.features
 
 
+def test_an_exposure_step_does_not_leave_a_still_scene_flagged(clips_dir):
+    """A camera's exposure step (the picture 1.4x brighter from one frame to
+    the next) brings colour detail over the chroma click level. A flagged
+    frame does not become the reference, so that detail stayed fresh and a
+    still scene stayed flagged for as long as it lasted (every frame after
+    the step). Detail that each of the last two frames had is not fresh: the
+    step and the frame after it only, and the detector still sees new
+    clicks afterwards."""
+    src = [cv2.resize(x, (720, 576), interpolation=cv2.INTER_AREA)
+           for x in frames(clips_dir / "vtest_static_768x576.avi", limit=30)]
+    det = ClassicalDetector()
+    flagged = []
+    for i, img in enumerate(src):
+        if i >= 10:
+            img = cv2.convertScaleAbs(img, alpha=1.4)
+        flagged.append(det.detect(img).score >= 0.5)
+    assert not any(flagged[:10])
+    assert not any(flagged[12:]), [i for i, f in enumerate(flagged) if f]
+    dashed = _with_chroma_dashes(cv2.convertScaleAbs(src[29], alpha=1.4), np.random.default_rng(3), 30, (3, 6))
+    res = det.detect(dashed)
+    assert res.features["chroma_clicks"] >= 0.5, res.features
+
+
+def test_clicks_in_the_same_places_three_frames_running_are_scene_detail(clips_dir):
+    """The other side of the rule above: a DVR that records 30 fps from a
+    25 fps receiver stores a near copy of a broken frame (a repeat its coder
+    refined), whose clicks are where the last frame's were; it stays
+    flagged. A third frame with the clicks in the same places is not
+    breakup (FM clicks land at random): it is what a camera change left."""
+    src = [cv2.resize(x, (720, 576), interpolation=cv2.INTER_AREA)
+           for x in frames(clips_dir / "walk_pan_720x480.mkv", limit=12)]
+    det = ClassicalDetector()
+    for img in src[:9]:
+        assert det.detect(img).score < 0.5
+    dashed = _with_chroma_dashes(src[8], np.random.default_rng(11), 40)
+    rng = np.random.default_rng(2)
+
+    def near_copy():  # not an exact repeat (those never reach the detector): coder noise
+        return np.clip(dashed.astype(np.int16) + rng.integers(-2, 3, dashed.shape), 0, 255).astype(np.uint8)
+
+    assert det.detect(dashed).score >= 0.5
+    assert det.detect(near_copy()).score >= 0.5
+    assert det.detect(near_copy()).score < 0.5
+    # and a fresh burst right after is caught again
+    assert det.detect(_with_chroma_dashes(src[8], np.random.default_rng(12), 40)).score >= 0.5
+
+
 @pytest.mark.parametrize("channel, detector, expect", [("image", "classical", False), ("analog", "classical", True),
                                                        ("image", "auto", False), ("analog", "auto", True)])
 def test_pipeline_turns_chroma_clicks_off_for_rendered_demo(channel, detector, expect):

@@ -246,6 +246,16 @@ CAP_FLAT = 3.0
 # a streak pixel is "fresh" when the previous clean frame had no streak pixel
 # within two lines and three view pixels (12 px at 720) of it
 _PERSIST = cv2.getStructuringElement(cv2.MORPH_RECT, (7, 5))
+# ... and when not both of the last two frames, whatever their verdicts, had
+# one there (``_stuck``): FM clicks land at random, they do not stay put for
+# three frames, while scene detail does. Without it, content that the last
+# clean frame lacked keeps a frame flagged, a flagged frame does not become
+# the reference, and so every later frame of the scene is flagged for the
+# same content: a camera's exposure step (the picture 1.4x brighter) brought
+# colour detail over the chroma click level and a still scene stayed flagged
+# for as long as it lasted (docs/training.md, "Stuck on a stale reference").
+# Two frames, not one: a DVR's copy of a broken frame (30 fps recorded from
+# 25) keeps its clicks fresh.
 # the lines above and below a pixel (two each way), a few view pixels wide
 _STACKED = np.ones((5, 5), np.uint8)
 _STACKED[2] = 0
@@ -331,6 +341,21 @@ class ClassicalDetector(Detector):
         self._prev_coarse: np.ndarray | None = None
         self._prev_y: np.ndarray | None = None  # the last clean frame's luma view (tearing must be new)
         self._prev_score = 0.0
+        # click masks of the last two frames, whatever their verdicts: (t-2, t-1) per kind
+        self._recent: dict[str, tuple[np.ndarray | None, np.ndarray | None]] = {}
+
+    def _stuck(self, kind: str, new: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """``new`` without the pixels near which each of the last two frames
+        had a click pixel of this kind (see _PERSIST); and ``mask`` kept as
+        the newest of the two. Only after a flagged frame: after a clean one
+        the last frame is the reference, already subtracted."""
+        older, last = self._recent.get(kind, (None, None))
+        self._recent[kind] = (last, mask)
+        if (self._prev_score < 0.5 or older is None or last is None or older.shape != mask.shape
+                or last.shape != mask.shape):
+            return new
+        stuck = cv2.bitwise_and(cv2.dilate(older, _PERSIST), cv2.dilate(last, _PERSIST))
+        return cv2.subtract(new, stuck)
 
     # ------------------------------------------------------------------ view
 
@@ -515,6 +540,7 @@ class ClassicalDetector(Detector):
         # as an interlaced camera gives them, 3 -> 7 frames flagged with it)
         mask = self._fine_clicks(image, w, soft=comb < SOFT_COMB, reach=comb < COMBED)
         new = cv2.subtract(mask, cv2.dilate(self._prev_mask, _PERSIST)) if self._prev_mask is not None else mask
+        new = self._stuck("luma", new, mask)
         fresh_bf = self._per_band(_row_means(new)) / 255.0 * self._band_px
         fresh_px = fresh_bf.max(axis=1)
         # an FM click is a streak along its line: fresh pixels with a fresh
@@ -522,6 +548,7 @@ class ClassicalDetector(Detector):
         # are mostly isolated dots.
         runs = float(cv2.countNonZero(cv2.bitwise_and(new[:, 1:], new[:, :-1])))
         vnew = cv2.subtract(vmask, cv2.dilate(self._prev_vmask, _PERSIST)) if self._prev_vmask is not None else vmask
+        vnew = self._stuck("view", vnew, vmask)
         view_runs = float(cv2.countNonZero(cv2.bitwise_and(vnew[:, 1:], vnew[:, :-1])))
         # clicks on flat ground (see FLAT_STREAK): not on a combed frame, where
         # a thin line of the scene is a one-line streak in any flat surround,
@@ -530,6 +557,7 @@ class ClassicalDetector(Detector):
         flat_bf = np.zeros((NBANDS, 2))
         if fmask is not None and comb < COMBED and cv2.countNonZero(fmask):  # (none on most frames)
             fnew = cv2.subtract(fmask, cv2.dilate(self._prev_fmask, _PERSIST)) if self._prev_fmask is not None else fmask
+            fnew = self._stuck("flat", fnew, fmask)
             flat_bf = self._per_band(_row_means(fnew)) / 255.0 * self._band_px
         flat_total = float(flat_bf.sum())
         # chroma clicks (fresh against the last clean frame, as above)
@@ -549,7 +577,7 @@ class ClassicalDetector(Detector):
             cmask = cv2.subtract(cmask, cv2.dilate(cmask, _STACKED))
             c_count = float(cv2.countNonZero(cmask))
             if self._prev_cmask is not None and self._prev_cmask.shape == cmask.shape:
-                cnew = cv2.subtract(cmask, cv2.dilate(self._prev_cmask, _PERSIST))
+                cnew = self._stuck("chroma", cv2.subtract(cmask, cv2.dilate(self._prev_cmask, _PERSIST)), cmask)
                 c_bf = self._per_band(_row_means(cnew)) / 255.0 * self._band_px
                 c_runs = float(cv2.countNonZero(cv2.bitwise_and(cnew[:, 1:], cnew[:, :-1])))
 
