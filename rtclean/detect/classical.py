@@ -188,6 +188,19 @@ COLOUR_SNOW_RAMP = (1.0, 2.0)
 # from 0.5 the level would take many frames to rise to it.
 CAP_P_NOISE = 1.5
 CHROMA_TOTAL_RAMP = (12.0, 24.0)  # fresh chroma click pixels in the frame
+# Cross-colour: luma detail near the colour subcarrier (fine texture, sharp
+# edges, a camera's sharpening) decodes as colour, line by line. Where the
+# impulses it leaves are not stacked over neighbouring lines they look like
+# chroma clicks, fresh on every frame as the subcarrier phase and the scene
+# move; NTSC has no delay line to halve them. It leaves fresh stacked
+# impulses too, which a click (one line, at random) rarely does, and a still
+# picture's own colour edges do not (they are not fresh). So the fresh count
+# and the run count must exceed this many times the frame's fresh stacked
+# impulses, on top of their running levels. Chosen on the real clips
+# through the NTSC chain and the selection set (docs/training.md, "Clean
+# footage from FPV cameras"): the real clips through the NTSC chain at a
+# clean link, flagged 140 -> 4 of 440 (54 with 1.0).
+CHROMA_STACKED_K = 2.0
 CHROMA_RUN_RAMP = (2.0, 5.0)  # ... that have a fresh neighbour along the line
 # Combing: a view pixel that stands out of the other field's lines above and
 # below by more than COMB_CROSS while it continues its own field's (by less
@@ -338,6 +351,7 @@ class ClassicalDetector(Detector):
         self._prev_fmask: np.ndarray | None = None  # ... the flat-ground one
         self._fine: tuple[tuple[int, ...], list[np.ndarray], np.ndarray, np.ndarray] | None = None
         self._prev_cmask: np.ndarray | None = None
+        self._prev_smask: np.ndarray | None = None  # ... its chroma impulses stacked over neighbouring lines
         self._prev_coarse: np.ndarray | None = None
         self._prev_y: np.ndarray | None = None  # the last clean frame's luma view (tearing must be new)
         self._prev_score = 0.0
@@ -563,8 +577,8 @@ class ClassicalDetector(Detector):
         # chroma clicks (fresh against the last clean frame, as above)
         c_imp = self._chroma_impulses(planes) if self.chroma_clicks else None
         c_noise = float(cv2.mean(c_imp)[0]) if c_imp is not None else 0.0
-        cmask = None
-        c_bf, c_runs, c_count = np.zeros((NBANDS, 2)), 0.0, 0.0
+        cmask = smask = None
+        c_bf, c_runs, c_count, c_stacked = np.zeros((NBANDS, 2)), 0.0, 0.0, 0.0
         if c_imp is not None:
             c_level = max(CHROMA_STREAK, CHROMA_NOISE_K * float(self._base.get("c_noise", 0.0)))
             cmask = cv2.compare(c_imp, c_level, cv2.CMP_GT)
@@ -574,8 +588,13 @@ class ClassicalDetector(Detector):
             cmask = cv2.bitwise_and(cmask, cv2.compare(p_both, CHROMA_LUMA_MAX, cv2.CMP_LT))
             # a click hits one line: impulses stacked over neighbouring lines
             # are a near-horizontal colour edge (aliased graphics, combing)
+            raw = cmask
             cmask = cv2.subtract(cmask, cv2.dilate(cmask, _STACKED))
             c_count = float(cv2.countNonZero(cmask))
+            smask = cv2.subtract(raw, cmask)  # the stacked ones (see CHROMA_STACKED_K)
+            if self._prev_smask is not None and self._prev_smask.shape == smask.shape:
+                c_stacked = CHROMA_STACKED_K * cv2.countNonZero(
+                    cv2.subtract(smask, cv2.dilate(self._prev_smask, _PERSIST)))
             if self._prev_cmask is not None and self._prev_cmask.shape == cmask.shape:
                 cnew = self._stuck("chroma", cv2.subtract(cmask, cv2.dilate(self._prev_cmask, _PERSIST)), cmask)
                 c_bf = self._per_band(_row_means(cnew)) / 255.0 * self._band_px
@@ -652,8 +671,8 @@ class ClassicalDetector(Detector):
         c_px = c_bf.max(axis=1)  # fresh chroma clicks per band (the worse field)
         c_total = float(c_bf.sum())
         c_base = float(base["c_fresh"])
-        cclicks = max(float(_ramp(c_total - 2.0 * c_base, *CHROMA_TOTAL_RAMP)),
-                      float(_ramp(c_runs - c_base / 4, *CHROMA_RUN_RAMP)))
+        cclicks = max(float(_ramp(c_total - 2.0 * c_base - c_stacked, *CHROMA_TOTAL_RAMP)),
+                      float(_ramp(c_runs - (c_base + c_stacked) / 4, *CHROMA_RUN_RAMP)))
         if cclicks > 0:
             band_scores = np.maximum(band_scores, cclicks * (c_px > 0))
         flat = float(_ramp(flat_total - 2.0 * base["flat"], *FLAT_RAMP)) if self._prev_fmask is not None else 0.0
@@ -702,6 +721,7 @@ class ClassicalDetector(Detector):
         if score < 0.5 or self._prev_mask is None:
             self._prev_y = y.copy()
             self._prev_cmask = cmask
+            self._prev_smask = smask
             self._prev_mask = mask  # a broken frame's clicks must not hide the next frame's
             self._prev_vmask = vmask
             self._prev_fmask = fmask
@@ -711,7 +731,7 @@ class ClassicalDetector(Detector):
             "noise": float(noise.max()), "noise_excess": float(noise_x.max()),
             "fresh": float(fresh_px.max()), "fresh_excess": float(fresh_x.max()),
             "fresh_total_excess": float(total_x), "clicks": clicks,
-            "tear": float(tear.max()), "comb": float(comb), "runs": view_runs, "click_runs": runs, "chroma_clicks": cclicks, "chroma_runs": c_runs, "chroma_total": c_total,
+            "tear": float(tear.max()), "comb": float(comb), "runs": view_runs, "click_runs": runs, "chroma_clicks": cclicks, "chroma_runs": c_runs, "chroma_total": c_total, "chroma_stacked": c_stacked,
             "flat_clicks": flat, "flat_total": flat_total, "flat_base": float(base["flat"]),
             "chroma_fresh_base": c_base, "chroma": chroma_level, "chroma_base": float(base["chroma"]),
             "colour_loss": colour_loss, "field_split": field_split,
