@@ -232,6 +232,28 @@ def test_cross_colour_of_ntsc_is_not_chroma_clicks(clips_dir):
     assert det.detect(dashed).features["chroma_clicks"] >= 0.5
 
 
+def test_chroma_grain_of_a_fading_ntsc_link_is_not_chroma_clicks(clips_dir):
+    """Real footage through the NTSC chain: a strong link, then 12 dB, where
+    the picture is grainy but has no click (the truth says so). The grain's
+    chroma is independent from line to line and passed the chroma click
+    level hundreds of times a frame: all 12 grainy frames were flagged
+    before the level followed the frame's own grain (CHROMA_GRAIN_K). Chroma
+    dashes added to a grainy frame are still clicks."""
+    from rtclean.sim.analog.channel import AnalogChannel
+    from rtclean.sim.feed import fit_frame
+    from rtclean.train.synth import read_frames
+
+    chan = AnalogChannel("ntsc", 808)
+    out = [chan.render(fit_frame(f, (720, 480)), 30.0 if i < 8 else 12.0)
+           for i, f in enumerate(read_frames(clips_dir / "bikes_cuts_640x272.mp4", 20))]
+    assert all(r.label.damaged_lines == 0 for r in out)
+    det = ClassicalDetector()
+    cues = [det.detect(r.image).features["chroma_clicks"] for r in out]
+    assert sum(c >= 0.5 for c in cues[8:]) <= 1, cues
+    dashed = _with_chroma_dashes(out[-1].image, np.random.default_rng(5), 40)
+    assert det.detect(dashed).features["chroma_clicks"] >= 0.5
+
+
 def _with_chroma_dashes(img: np.ndarray, rng, n: int, length: tuple[int, int] = (12, 30)) -> np.ndarray:
     """``n`` short dashes (``length`` pixels) on single random lines that
     change Cr but not luma, as a click in the chroma band decodes."""

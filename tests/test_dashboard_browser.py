@@ -196,6 +196,19 @@ def crop(img: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray:
     return img[y + 2:y + h - 2, x + 2:x + w - 2]
 
 
+async def picture_changes(page, rect, first: np.ndarray, timeout: float = 10.0) -> np.ndarray:
+    """A screenshot of ``rect`` that differs from ``first`` (mean |diff| > 2),
+    taken 1 s or more later. Not a fixed interval: on a loaded machine the
+    demo's frames arrive late, and a picture that never changes still fails."""
+    await asyncio.sleep(1.0)
+    end = time.monotonic() + timeout
+    while True:
+        b = crop(await page.screenshot(), rect)
+        if np.abs(first.astype(int) - b.astype(int)).mean() > 2 or time.monotonic() > end:
+            return b
+        await asyncio.sleep(0.5)
+
+
 # ----------------------------------------------------------------------------- tests
 
 
@@ -211,8 +224,7 @@ def test_dashboard_live_image_tiles_views_and_recording(demo, browser):
             rect = await page.rect("#img-clean")
             a = crop(await page.screenshot(), rect)
             t1 = await page.js("[...document.querySelectorAll('[data-k]')].map(e => e.textContent).join('|')")
-            await asyncio.sleep(1.0)
-            b = crop(await page.screenshot(), rect)
+            b = await picture_changes(page, rect, a)
             t2 = await page.js("[...document.querySelectorAll('[data-k]')].map(e => e.textContent).join('|')")
             assert a.shape[0] > 200 and a.shape[1] > 250
             assert a.std() > 20 and b.std() > 20, "the live image is uniform"
@@ -347,8 +359,7 @@ def test_dashboard_plays_the_recorders_h264_while_recording_and_mjpeg_otherwise(
             rect = await page.rect("#vid-clean")
             assert rect[2] > 250 and rect[3] > 200
             a = crop(await page.screenshot(), rect)
-            await asyncio.sleep(1.0)
-            b = crop(await page.screenshot(), rect)
+            b = await picture_changes(page, rect, a)
             assert a.std() > 20 and b.std() > 20, "the H.264 picture is uniform"
             assert np.abs(a.astype(int) - b.astype(int)).mean() > 2, "the H.264 picture does not change"
             # The demo breaks up: replaced frames get the tag over the video.
