@@ -367,7 +367,21 @@ class ClassicalDetector(Detector):
         self._prev_y: np.ndarray | None = None  # the last clean frame's luma view (tearing must be new)
         self._prev_score = 0.0
         # click masks of the last two frames, whatever their verdicts: (t-2, t-1) per kind
-        self._recent: dict[str, tuple[np.ndarray | None, np.ndarray | None]] = {}
+        # (each as [mask, the mask dilated by _PERSIST or None until needed]:
+        # in a run of flagged frames a mask is compared as the last frame's,
+        # then as the older one's, and is dilated once)
+        self._recent: dict[str, tuple[list | None, list | None]] = {}
+        self._ref_near: dict[str, np.ndarray] = {}  # see _near_ref
+
+    def _near_ref(self, kind: str) -> np.ndarray:
+        """Where the last clean frame's click mask of this kind ("mask",
+        "vmask", "fmask", "cmask", "smask") had a pixel within _PERSIST.
+        Kept until the reference changes: through a run of flagged frames
+        the same reference is compared with every frame."""
+        near = self._ref_near.get(kind)
+        if near is None:
+            near = self._ref_near[kind] = cv2.dilate(getattr(self, "_prev_" + kind), _PERSIST)
+        return near
 
     def _stuck(self, kind: str, new: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """``new`` without the pixels near which each of the last two frames
@@ -375,12 +389,14 @@ class ClassicalDetector(Detector):
         the newest of the two. Only after a flagged frame: after a clean one
         the last frame is the reference, already subtracted."""
         older, last = self._recent.get(kind, (None, None))
-        self._recent[kind] = (last, mask)
-        if (self._prev_score < 0.5 or older is None or last is None or older.shape != mask.shape
-                or last.shape != mask.shape):
+        self._recent[kind] = (last, [mask, None])
+        if (self._prev_score < 0.5 or older is None or last is None or older[0].shape != mask.shape
+                or last[0].shape != mask.shape):
             return new
-        stuck = cv2.bitwise_and(cv2.dilate(older, _PERSIST), cv2.dilate(last, _PERSIST))
-        return cv2.subtract(new, stuck)
+        for m in (older, last):
+            if m[1] is None:
+                m[1] = cv2.dilate(m[0], _PERSIST)
+        return cv2.subtract(new, cv2.bitwise_and(older[1], last[1]))
 
     # ------------------------------------------------------------------ view
 
@@ -564,7 +580,7 @@ class ClassicalDetector(Detector):
         # line of the scene is a one-line streak already: real clips woven
         # as an interlaced camera gives them, 3 -> 7 frames flagged with it)
         mask = self._fine_clicks(image, w, soft=comb < SOFT_COMB, reach=comb < COMBED)
-        new = cv2.subtract(mask, cv2.dilate(self._prev_mask, _PERSIST)) if self._prev_mask is not None else mask
+        new = cv2.subtract(mask, self._near_ref("mask")) if self._prev_mask is not None else mask
         new = self._stuck("luma", new, mask)
         fresh_bf = self._per_band(_row_means(new)) / 255.0 * self._band_px
         fresh_px = fresh_bf.max(axis=1)
@@ -572,7 +588,7 @@ class ClassicalDetector(Detector):
         # neighbour to the right. Scene highlights that pass the streak test
         # are mostly isolated dots.
         runs = float(cv2.countNonZero(cv2.bitwise_and(new[:, 1:], new[:, :-1])))
-        vnew = cv2.subtract(vmask, cv2.dilate(self._prev_vmask, _PERSIST)) if self._prev_vmask is not None else vmask
+        vnew = cv2.subtract(vmask, self._near_ref("vmask")) if self._prev_vmask is not None else vmask
         vnew = self._stuck("view", vnew, vmask)
         view_runs = float(cv2.countNonZero(cv2.bitwise_and(vnew[:, 1:], vnew[:, :-1])))
         # clicks on flat ground (see FLAT_STREAK): not on a combed frame, where
@@ -581,7 +597,7 @@ class ClassicalDetector(Detector):
         fmask = self._flat_clicks(y, p_both) if self.chroma_clicks else None
         flat_bf = np.zeros((NBANDS, 2))
         if fmask is not None and comb < COMBED and cv2.countNonZero(fmask):  # (none on most frames)
-            fnew = cv2.subtract(fmask, cv2.dilate(self._prev_fmask, _PERSIST)) if self._prev_fmask is not None else fmask
+            fnew = cv2.subtract(fmask, self._near_ref("fmask")) if self._prev_fmask is not None else fmask
             fnew = self._stuck("flat", fnew, fmask)
             flat_bf = self._per_band(_row_means(fnew)) / 255.0 * self._band_px
         flat_total = float(flat_bf.sum())
@@ -607,9 +623,9 @@ class ClassicalDetector(Detector):
             smask = cv2.subtract(raw, cmask)  # the stacked ones (see CHROMA_STACKED_K)
             if self._prev_smask is not None and self._prev_smask.shape == smask.shape:
                 c_stacked = CHROMA_STACKED_K * cv2.countNonZero(
-                    cv2.subtract(smask, cv2.dilate(self._prev_smask, _PERSIST)))
+                    cv2.subtract(smask, self._near_ref("smask")))
             if self._prev_cmask is not None and self._prev_cmask.shape == cmask.shape:
-                cnew = self._stuck("chroma", cv2.subtract(cmask, cv2.dilate(self._prev_cmask, _PERSIST)), cmask)
+                cnew = self._stuck("chroma", cv2.subtract(cmask, self._near_ref("cmask")), cmask)
                 c_bf = self._per_band(_row_means(cnew)) / 255.0 * self._band_px
                 c_runs = float(cv2.countNonZero(cv2.bitwise_and(cnew[:, 1:], cnew[:, :-1])))
 
@@ -738,6 +754,7 @@ class ClassicalDetector(Detector):
             self._prev_mask = mask  # a broken frame's clicks must not hide the next frame's
             self._prev_vmask = vmask
             self._prev_fmask = fmask
+            self._ref_near.clear()
         self._prev_score = score
 
         features = {
