@@ -302,6 +302,29 @@ def test_chroma_level_starts_low_on_a_colourful_first_frame(clips_dir):
     assert res.features["chroma_clicks"] >= 0.5, res.features
 
 
+def test_a_character_osd_with_a_moving_horizon_is_not_breakup(clips_dir):
+    """Real FPV footage carries the flight controller's OSD: blocky white
+    characters with black outlines, telemetry that changes every other
+    frame and an artificial horizon whose bars (short white dashes, like
+    clicks) move every frame. Its strokes are drawn in both fields, which an
+    FM click never is: two held-out clips with that OSD (tests/osd_chars.py,
+    not the simulator's OSD) flag no frame, and the horizon's bars do reach
+    the click test's white level (so the test is about them)."""
+    from osd_chars import WHITE, CharacterOsd
+
+    assert WHITE > CLICK_WHITE
+    det = ClassicalDetector()
+    flagged = []
+    for k, name in enumerate(("bikes_cuts_640x272.mp4", "cup_handheld_640x480.mp4")):
+        osd = CharacterOsd(720, 576, seed=301 + 4 * k)
+        det.reset()
+        for i, img in enumerate(frames(clips_dir / name, limit=120)):
+            image = osd.draw(cv2.resize(img, (720, 576), interpolation=cv2.INTER_AREA), i)
+            if det.detect(image).score >= 0.5:
+                flagged.append((name, i))
+    assert flagged == []
+
+
 def test_an_exposure_step_does_not_leave_a_still_scene_flagged(clips_dir):
     """A camera's exposure step (the picture 1.4x brighter from one frame to
     the next) brings colour detail over the chroma click level. A flagged

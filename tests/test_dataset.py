@@ -311,6 +311,39 @@ def test_synth_speed_plays_the_content_faster(tmp_path, rtclean_cmd, clips_dir):
     with pytest.raises(RtcleanError, match="--speed 0"):
         synth_dataset([clip], str(tmp_path / "api"), 4, 0, sim="image", variety=Variety(speeds=(0,)))
 
+def test_synth_osd_draws_the_flight_controllers_osd_over_the_content(tmp_path, rtclean_cmd, clips_dir):
+    """--osd 1: every clip pass carries an OSD drawn before the simulator,
+    its horizon moving from frame to frame. The image simulator's clean
+    frames are the content itself, so a plain run with the same seed tells
+    exactly which pixels the OSD added: the texts in the corners on every
+    frame and its previous frame, and a horizon in the middle that is not
+    where it was one frame before. Without --osd the datasets stay as they
+    were (no 'osd' key)."""
+    from rtclean.train.synth import Variety, synth_dataset
+
+    clip = str(clips_dir / "carphone_176x144.mp4")
+    synth_dataset([clip], str(tmp_path / "plain"), 8, 5, sim="image", breakup=0.0)
+    synth_dataset([clip], str(tmp_path / "osd"), 8, 5, sim="image", breakup=0.0, variety=Variety(osd=1.0))
+    plain = [json.loads(line) for line in (tmp_path / "plain" / "labels.jsonl").read_text().splitlines()]
+    osd = [json.loads(line) for line in (tmp_path / "osd" / "labels.jsonl").read_text().splitlines()]
+    assert len(plain) == len(osd) == 8
+    assert all(r["osd"] is True for r in osd) and all("osd" not in r for r in plain)
+    middles = []
+    for a, b in zip(plain, osd):
+        assert a["file"] == b["file"]
+        for frame in (a["file"], f".prev/{Path(a['file']).name}"):
+            x, y = (cv2.imread(str(tmp_path / run_ / frame)) for run_ in ("plain", "osd"))
+            added = (x != y).any(axis=2)
+            assert added[:80, :150].sum() > 100, "the voltage in the top left corner"
+            assert (y[added] == 255).all(axis=1).sum() > 200, "white text"
+            if frame == a["file"]:
+                middles.append(added[200:376, 250:470])
+    assert all(m.sum() > 100 for m in middles)
+    assert sum((m1 != m2).sum() > 50 for m1, m2 in zip(middles, middles[1:])) >= 5, "the horizon moves"
+    r = run([*rtclean_cmd, "dataset", "synth", "--clips", clip, "--out", str(tmp_path / "bad"), "--frames", "4",
+             "--sim", "image", "--osd", "1.5"])
+    assert r.returncode == 2 and "--osd" in r.stderr, r.stderr
+
 # --------------------------------------------------------------------------- label server
 
 

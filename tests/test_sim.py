@@ -226,3 +226,43 @@ def test_fit_frame_covers_and_crops():
 def test_degrade_rejects_non_images():
     with pytest.raises(RtcleanError, match="frame 0"):
         list(degrade([np.zeros((10, 10), np.uint8)], seed=1, breakup=0.5, fps=25))
+
+
+# --------------------------------------------------------------- OSD horizon
+
+
+def horizon_pixels(roll: float, pitch: float, size=(720, 576)) -> np.ndarray:
+    """(y, x) of the pixels the artificial horizon alone adds to a flat
+    picture: the same OSD drawn with and without it."""
+    from rtclean.sim.osd import Osd
+
+    w, h = size
+    with_h, without = (np.full((h, w, 3), 90, np.uint8) for _ in range(2))
+    Osd(w, h, 3, horizon=True).draw(with_h, 2.0, 70, (roll, pitch))
+    Osd(w, h, 3).draw(without, 2.0, 70, (roll, pitch))  # off by default: the attitude is ignored
+    return np.argwhere((with_h != without).any(axis=2))
+
+
+def test_osd_horizon_follows_the_attitude():
+    """The artificial horizon of a character OSD: level, its bars share one
+    height at the centre of the picture; banked right, the picture turns left
+    and its right side rises; nose up, it sinks. Bars are white on black
+    outlines, as the OSD's text is. Off by default, so the demo feed keeps its
+    pictures."""
+    level = horizon_pixels(0.0, 0.0)
+    assert len(level) > 300
+    assert np.ptp(level[:, 0]) <= 8 and abs(level[:, 0].mean() - 288) < 6
+    assert np.ptp(level[:, 1]) > 200  # eight characters across the middle (30 to a line)
+    banked = horizon_pixels(0.4, 0.0)
+    left, right = banked[banked[:, 1] < 360, 0].mean(), banked[banked[:, 1] > 360, 0].mean()
+    assert right < left - 40, (left, right)  # tan(0.4) x 2.5 characters each side
+    nose_up = horizon_pixels(0.0, 0.1)
+    assert nose_up[:, 0].mean() > level[:, 0].mean() + 30
+    from rtclean.sim.osd import Osd
+
+    img = np.full((576, 720, 3), 90, np.uint8)
+    Osd(720, 576, 3, horizon=True).draw(img, 2.0, 70, (0.0, 0.0))
+    band = img[276:300, 380:560]
+    assert (band == 255).all(axis=2).sum() > 40 and (band == 0).all(axis=2).sum() > 40
+    ntsc = horizon_pixels(0.0, 0.0, (720, 480))
+    assert abs(ntsc[:, 0].mean() - 240) < 6

@@ -1,6 +1,7 @@
 """The FPV on-screen display: white text with a black outline, fixed on the
 screen while the scene moves under it (battery voltage, flight timer, RSSI,
-current draw, flight mode, a crosshair in the centre).
+current draw, flight mode, a crosshair in the centre), and optionally an
+artificial horizon that follows the craft's attitude every frame.
 
 Each element is a small sprite (colour patch + mask) re-rendered only when
 its text changes (about once per second), and pasted with a masked copy into
@@ -9,6 +10,7 @@ its own rectangle: drawing text every frame would cost more than the scene.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -74,11 +76,35 @@ def crosshair_sprite(cx: int, cy: int, size: int) -> Sprite:
     return Sprite(cx - c, cy - c, patch, (mask > 0)[..., None])
 
 
-class Osd:
-    """The OSD of one flight; ``draw`` pastes it onto a frame in place."""
+def horizon_bar_sprite(cx: int, cy: int, length: int, scale: float) -> Sprite:
+    """One character of the artificial horizon: a short white bar with a
+    black outline, centred on (cx, cy). A character OSD draws the horizon
+    from a few such characters, each showing its bar at one of several
+    heights inside the character cell."""
+    thick = max(1, round(2 * scale / 0.6))  # one OSD line: a line of each field
+    edge = thick  # the outline: one OSD pixel
+    w, h = length + 2 * edge, thick + 2 * edge
+    patch = np.zeros((h, w, 3), np.uint8)
+    patch[edge:edge + thick, edge:edge + length] = 255
+    return Sprite(cx - w // 2, cy - h // 2, patch, np.ones((h, w, 1), bool))
 
-    def __init__(self, width: int, height: int, seed: int = 1) -> None:
+
+HORIZON_CHARS = 4  # characters each side of the crosshair
+HORIZON_STEPS = 9  # bar heights per character row
+HORIZON_PITCH_ROWS = 0.25  # character rows the horizon moves per degree of pitch
+
+
+class Osd:
+    """The OSD of one flight; ``draw`` pastes it onto a frame in place.
+
+    ``horizon`` adds the artificial horizon, which moves whenever the
+    attitude passed to ``draw`` changes: on a flying craft, every frame. It
+    is off by default, so the demo feed's pictures stay as they were."""
+
+    def __init__(self, width: int, height: int, seed: int = 1, horizon: bool = False) -> None:
         self.w, self.h = width, height
+        self.horizon = horizon
+        self._bars: dict[tuple[int, int], Sprite] = {}
         self.scale = 0.62 * width / 720
         rng = np.random.default_rng([seed, 404])
         self._volts0 = float(rng.uniform(16.2, 16.8))  # a fresh 4S pack
@@ -117,7 +143,41 @@ class Osd:
             self._cross,
         ]
 
-    def draw(self, image: np.ndarray, t: float, rssi: int) -> None:
+    def horizon_sprites(self, roll: float, pitch: float) -> list[Sprite]:
+        """The artificial horizon for a bank of ``roll`` and a nose-up
+        ``pitch`` (radians), as a character OSD draws it: one bar per
+        character column, its height snapped to the character grid's steps
+        (30 columns, 16 rows at 576 lines), centre column left to the
+        crosshair. The bars of a level horizon line up; banked, they form a
+        staircase."""
+        col = self.w / 30
+        row = self.h / 16
+        step = row / HORIZON_STEPS
+        length = max(4, round(0.75 * col))
+        slope = math.tan(max(-1.2, min(1.2, roll)))
+        centre = self.h / 2 + math.degrees(pitch) * HORIZON_PITCH_ROWS * row  # nose up: the horizon sinks
+        out = []
+        for k in range(-HORIZON_CHARS, HORIZON_CHARS + 1):
+            if k == 0:
+                continue
+            y = centre - slope * k * col  # right wing down: the picture turns left, its right side rises
+            y = round(y / step) * step
+            if not row <= y <= self.h - row:
+                continue
+            cx, cy = round(self.w / 2 + k * col), round(y)
+            bar = self._bars.get((cx, cy))
+            if bar is None:
+                bar = self._bars.setdefault((cx, cy), horizon_bar_sprite(cx, cy, length, self.scale))
+            out.append(bar)
+        return out
+
+    def draw(self, image: np.ndarray, t: float, rssi: int,
+             attitude: tuple[float, float] | None = None) -> None:
+        """Paste the OSD for flight time ``t``; ``attitude`` (roll, pitch in
+        radians) places the artificial horizon when it is on."""
         self.update(t, rssi)
-        for s in self._sprites:
+        sprites = self._sprites
+        if self.horizon and attitude is not None:
+            sprites = self.horizon_sprites(*attitude) + sprites  # the crosshair over the horizon
+        for s in sprites:
             s.paste(image)

@@ -65,7 +65,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         raise RtcleanError("--dvr-size sets the size of the DVR passes: give their share with --dvr F too")
     variety = Variety(passes=args.passes, demo=args.demo, compress=args.compress, dvr=args.dvr,
                       dvr_codec=args.dvr_codec, interlaced=args.interlaced, dvr_sizes=sizes,
-                      speeds=tuple(args.speed or ()))
+                      speeds=tuple(args.speed or ()), osd=args.osd)
     result = synth_dataset(clips=args.clips, out=args.out, frames=args.frames, seed=args.seed,
                            standard=args.standard, breakup=args.breakup, sim=args.sim, variety=variety)
     print(result["summary"])
@@ -161,4 +161,7 @@ def register(sub, common) -> None:
     sy.add_argument("--speed", nargs="+", type=_positive, metavar="K",
                     help="content speed-ups, one drawn per pass: the clip played K times as fast, every K-th "
                          "frame (e.g. 1 2 4 6: FPV moves faster than most clips; default: as recorded)")
+    sy.add_argument("--osd", type=_share, default=0.0, metavar="F",
+                    help="share of clip passes with a flight controller's OSD drawn over the content, "
+                         "artificial horizon included, before the simulator (default 0)")
     sy.set_defaults(func=cmd_synth)

@@ -318,6 +318,13 @@ class Variety:
               previous frame are K frames apart. FPV footage moves much faster
               than most clips, and a model that never saw fast motion learns
               that a large change from the previous frame means breakup.
+    osd:      share of clip passes with a flight controller's OSD drawn over
+              the content before the simulator (as the flight controller
+              inserts it before the transmitter), artificial horizon
+              included. The horizon's bars are short white dashes with a
+              black outline that move every frame as the craft turns: clicks
+              that are not breakup, and a model that never saw them takes
+              them for sparklies. (Demo passes always carry their own OSD.)
     """
     passes: int = 1
     demo: int = 0
@@ -327,6 +334,7 @@ class Variety:
     interlaced: float = 0.0
     dvr_sizes: tuple[tuple[int, int] | None, ...] = ()
     speeds: tuple[int, ...] = ()
+    osd: float = 0.0
 
 
 MAX_SPEED = 16  # beyond this, consecutive frames of most clips share little content
@@ -356,6 +364,30 @@ def _vary(frames: Iterator[np.ndarray], rng: np.random.Generator, identity: bool
         yield f
 
 
+def _with_osd(frames: Iterator[np.ndarray], standard: str, seed: int) -> Iterator[np.ndarray]:
+    """Frames fitted to the analog frame with an OSD drawn on each, its
+    artificial horizon following a random but smooth attitude: banks of up to
+    about 55 degrees, pitch within 15 degrees, both changing every frame."""
+    from rtclean.sim.feed import STANDARDS, fit_frame
+    from rtclean.sim.osd import Osd
+
+    std = STANDARDS[standard]  # (lazy: simulate() has named an unknown standard by now)
+    size, fps = (std.width, std.height), std.fps
+    rng = np.random.default_rng([seed, 4243])  # its own stream: the pass's draws stay as they were
+    osd = Osd(size[0], size[1], seed, horizon=True)
+    roll, pitch = rng.uniform(-0.5, 0.5), rng.uniform(-0.1, 0.1)
+    rssi = int(rng.integers(40, 100))
+    for i, f in enumerate(frames):
+        # a mean-reverting walk: lively as a flown craft, never stuck at a limit
+        roll = float(np.clip(0.97 * roll + rng.normal(0.0, 0.06), -1.0, 1.0))
+        pitch = float(np.clip(0.97 * pitch + rng.normal(0.0, 0.02), -0.26, 0.26))
+        f = fit_frame(f, size)
+        if not f.flags.writeable or f.base is not None:
+            f = f.copy()  # never draw into a decoder's or a cache's buffer
+        osd.draw(f, i / fps, rssi, (roll, pitch))
+        yield f
+
+
 def _demo_frames(seed: int, standard: str, n: int) -> Iterator[np.ndarray]:
     from rtclean.sim.feed import DemoFeed
 
@@ -377,9 +409,10 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
         raise RtcleanError(f"--breakup must be in [0, 1], got {breakup}")
     variety = variety or Variety()
     if variety.passes < 1 or variety.demo < 0 or not 0.0 <= variety.compress <= 1.0 \
-            or not 0.0 <= variety.dvr <= 1.0 or not 0.0 <= variety.interlaced <= 1.0:
-        raise RtcleanError(f"bad variety settings {variety}: passes >= 1, demo >= 0, compress, dvr and interlaced "
-                           "in [0, 1]")
+            or not 0.0 <= variety.dvr <= 1.0 or not 0.0 <= variety.interlaced <= 1.0 \
+            or not 0.0 <= variety.osd <= 1.0:
+        raise RtcleanError(f"bad variety settings {variety}: passes >= 1, demo >= 0, compress, dvr, interlaced "
+                           "and osd in [0, 1]")
     for size in variety.dvr_sizes:
         if size is not None:
             parse_dvr_size(f"{size[0]}x{size[1]}")  # the CLI's own check, for callers that skip the CLI
@@ -426,6 +459,8 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
             woven = bool(variety.interlaced) and rng.random() < variety.interlaced
             # drawn after that, and only when asked for, for the same reason
             speed = int(variety.speeds[int(rng.integers(len(variety.speeds)))]) if variety.speeds else 1
+            # and after that, for the same reason; demo content has its own OSD
+            osd = clip is not None and bool(variety.osd) and rng.random() < variety.osd
             n = per_unit + 1 if woven else per_unit  # (weaving makes one frame fewer)
             if clip is None:
                 raw = _demo_frames(clip_seed, settings.standard, n * speed)
@@ -436,6 +471,8 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
             content = _vary(raw, rng, clip is None or k == 0, jpeg)
             if woven:
                 content = interlace(content, standard_size(settings.standard))
+            if osd:
+                content = _with_osd(content, settings.standard, clip_seed)
             prev = None
             for sf in simulate(content, clip_seed, settings):
                 # every frame goes through the store, written or not: an H.264 DVR is a stream
@@ -458,6 +495,8 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
                     rec["interlaced"] = True
                 if speed > 1:
                     rec["speed"] = speed
+                if osd:
+                    rec["osd"] = True
                 labels.write(json.dumps(rec) + "\n")
                 counts[cls] += 1
                 if cls == "breakup":
