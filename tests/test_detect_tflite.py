@@ -291,26 +291,39 @@ def test_shipped_model_separates_broken_from_clean_on_real_footage(clips_dir):
     """The shipped model, in a real interpreter, on simulated breakup over a
     real clip it was never trained on (cup_handheld; seed unused in
     training): broken frames rank above clean ones, and the default detector
-    (model and classical under the card's fusion rule) flags no clean frame
-    and finds at least what the classical detector alone finds; more on the
-    frames as a goggle's MJPEG DVR stores them, whose faint sparklies the
-    coding takes out of the classical cues (measured: 71 against 67 of 75;
-    as captured, 71 against 69)."""
-    from rtclean.detect.classical import ClassicalDetector
+    (model, companion and classical under the card's rules) beside the
+    no-signal check, as the pipeline runs them, flags no clean frame and
+    finds at least what the classical detector beside the same check finds,
+    as captured and as a goggle's MJPEG DVR stores the frames. Measured: 73
+    against 73 of 75 as captured, 72 against 71 as MJPEG. (Without the
+    no-signal check the pair had looked 4 frames better as MJPEG: two of
+    those were blue screens, the companion voting alone where the check
+    already flags; since the companion needs a fresh click run to count,
+    card ``needs_click_runs``, it leaves them, and a full-snow frame at the
+    clip's start that the MJPEG coding smoothed, to the check and to the
+    classical detector, which misses that one. The companion's work on
+    faint DVR sparklies: test_fused.py,
+    test_shipped_pair_finds_faint_dvr_sparklies_the_first_model_misses.)"""
+    from rtclean.detect.nosignal import NoSignalCheck
     from rtclean.train.evaluate import roc_auc
     from rtclean.train.synth import SimSettings, dvr_roundtrip, frame_class, read_frames, simulate
 
     det = TFLiteDetector(SHIPPED)
-    pairs = [(make_detector(DetectConfig(), SHIPPED.parents[1]), ClassicalDetector()) for _ in range(2)]
-    assert isinstance(pairs[0][0], FusedDetector) and pairs[0][0].fusion.rule == "agree"
-    classes, s, f, c = [], [], [[], []], [[], []]  # f, c: as captured, as stored
+    frozen = DetectConfig().frozen_frames
+    # (as captured, as stored): the default detector, the classical one, and a no-signal check each
+    arms = [(make_detector(DetectConfig(), SHIPPED.parents[1]), ClassicalDetector(), NoSignalCheck(frozen))
+            for _ in range(2)]
+    assert isinstance(arms[0][0], FusedDetector) and arms[0][0].fusion.rule == "agree"
+    classes, s, f, c = [], [], [[], []], [[], []]
     for sf in simulate(read_frames(clips_dir / "cup_handheld_640x480.mp4", 120, loop=True), 77003,
                        SimSettings("pal", 0.5, "image")):
         classes.append(frame_class(sf.label.kind, sf.label.damaged_lines))
         s.append(det.detect(sf.image).score)
         for k, img in enumerate((sf.image, dvr_roundtrip(sf.image, 60))):
-            f[k].append(pairs[k][0].detect(img).score)
-            c[k].append(pairs[k][1].detect(img).score)
+            pair, classical, nosignal = arms[k]
+            lost = 1.0 if nosignal.check(img) is not None else 0.0
+            f[k].append(max(pair.detect(img).score, lost))
+            c[k].append(max(classical.detect(img).score, lost))
     known = np.array([cls is not None for cls in classes])  # (ambiguous frames are left out)
     y = np.array([cls == "breakup" for cls in classes])[known]
     s, f, c = np.array(s)[known], np.array(f)[:, known], np.array(c)[:, known]
@@ -318,7 +331,7 @@ def test_shipped_model_separates_broken_from_clean_on_real_footage(clips_dir):
     assert roc_auc(y, s) > 0.9 and (s[y] >= 0.5).mean() > 0.6
     assert (f[:, ~y] >= 0.5).sum() == 0
     caught, alone = (f[:, y] >= 0.5).sum(axis=1), (c[:, y] >= 0.5).sum(axis=1)
-    assert caught[0] >= alone[0] and caught[1] >= alone[1] + 3, (caught, alone)
+    assert caught[0] >= alone[0] and caught[1] >= alone[1], (caught, alone)
 
 
 def _v2_reference(image: np.ndarray, h: int, w: int) -> np.ndarray:

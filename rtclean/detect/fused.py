@@ -53,7 +53,15 @@ the chroma dashes, so both the classical detector and the companion end
 just under their thresholds on the same frames (companion 0.40-0.50 with
 3-10 click runs); on real clean frames the two rarely rise together
 (docs/training.md, "The companion's agreement"). Not on a combed frame,
-for the reason given under ``agree``.
+for the reason given under ``agree``. The same entry may say how many
+fresh click runs the companion needs to count at all
+(``"needs_click_runs": 1`` in the shipped card): a frame with none is one
+in which the classical detector saw no one-field streak anywhere, and
+there the companion's votes were false alarms (the bars of an OSD's
+artificial horizon, which move every frame but are drawn in both fields,
+and a few frames of fast motion) or whole-picture events: blue screens,
+which the no-signal check flags beside this detector, and a full-snow
+frame (docs/training.md, "The companion needs a fresh click run").
 
 With ``parallel`` (``detect.parallel``, on where there is more than one
 core) the classical detector runs on a second thread while the calling
@@ -146,15 +154,19 @@ class FusedDetector(Detector):
         if s is not None:
             s_score, s_bands = s.score, s.bands
             a = self.companion_agree
-            helped = (a is not None and s_score < 0.5 and c.features.get("click_runs", 0.0) >= a.click_runs
+            runs = c.features.get("click_runs", 0.0)
+            helped = (a is not None and s_score < 0.5 and runs >= a.click_runs
                       and c.features.get("comb", 0.0) < COMBED)  # (combing makes click runs too)
             if helped:  # its score counts from a.score: a.score maps to 0.5 (monotonic)
                 s_score, s_bands = float(calibrate(s_score, a.score)), calibrate(s_bands, a.score)
-            score = max(score, s_score)
-            bands = np.maximum(bands, s_bands)
+            counts = a is None or runs >= a.needs_runs
+            if counts:
+                score = max(score, s_score)
+                bands = np.maximum(bands, s_bands)
             features["companion_score"] = s.features["model_score"]
             features["companion_calibrated"] = s.score
             features["companion_agree"] = float(helped)
+            features["companion_counts"] = float(counts)
         return DetectResult(score=score, bands=bands, features=features, fields=c.fields)
 
     def reset(self) -> None:

@@ -315,13 +315,16 @@ def card_companion(model_path: str | Path) -> Path | None:
 
 @dataclass(frozen=True)
 class CompanionAgree:
-    """Where the companion's score counts from a lower threshold (the card's
-    ``companion.agree``; rtclean.detect.fused): ``score`` (calibrated, below
-    0.5) when the classical detector saw at least ``click_runs`` fresh click
-    runs along a line (its ``click_runs`` feature)."""
+    """How the companion's score depends on the classical detector's fresh
+    click runs along a line (its ``click_runs`` feature; the card's
+    ``companion.agree``; rtclean.detect.fused): it counts from ``score``
+    (calibrated, below 0.5) instead of 0.5 where the classical detector saw
+    at least ``click_runs`` of them, and not at all where it saw fewer than
+    ``needs_runs`` (card key ``needs_click_runs``, default 0: everywhere)."""
 
     score: float
     click_runs: float
+    needs_runs: float = 0.0
 
 
 def card_companion_agree(model_path: str | Path) -> CompanionAgree | None:
@@ -332,12 +335,17 @@ def card_companion_agree(model_path: str | Path) -> CompanionAgree | None:
     if not isinstance(spec, dict) or spec.get("agree") is None:
         return None
     try:
-        a = CompanionAgree(float(spec["agree"]["score"]), float(spec["agree"]["click_runs"]))
-    except (ValueError, TypeError, KeyError) as e:
+        agree = spec["agree"]
+        a = CompanionAgree(float(agree["score"]), float(agree["click_runs"]),
+                           float(agree.get("needs_click_runs", 0.0)))
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise ModelError(f"{card}: unreadable companion agree rule (needs score and click_runs: {e})") from None
     if not 0.0 < a.score < 0.5 or a.click_runs < 1:
         raise ModelError(f"{card}: companion agree needs 0 < score < 0.5 and click_runs >= 1, "
                          f"got score {a.score}, click_runs {a.click_runs}")
+    if not 0.0 <= a.needs_runs <= a.click_runs:
+        raise ModelError(f"{card}: companion agree needs_click_runs must be in [0, click_runs], "
+                         f"got {a.needs_runs}")
     return a
 
 

@@ -58,6 +58,8 @@ def _check_companion(path: Path, delegate: str, precision: str) -> list[Finding]
         return [Finding(WARN, "companion", f"{loads}, but {e} (it counts at its own threshold only)")]
     if a is not None:
         loads += f"; counts from {a.score:g} with {a.click_runs:g}+ fresh click runs (companion.agree)"
+        if a.needs_runs > 0:
+            loads += f", not at all with fewer than {a.needs_runs:g}"
     return [Finding(OK, "companion", loads)]
 
 
