@@ -344,6 +344,35 @@ def test_synth_osd_draws_the_flight_controllers_osd_over_the_content(tmp_path, r
              "--sim", "image", "--osd", "1.5"])
     assert r.returncode == 2 and "--osd" in r.stderr, r.stderr
 
+def test_synth_comb_decodes_ntsc_as_capture_chips_do(tmp_path, rtclean_cmd, clips_dir):
+    """--comb 1 (analog simulator, NTSC): every pass is decoded by a card
+    that combs chroma, so the fine foliage's cross-colour, which a notch
+    decoder leaves flipping from line to line, mostly cancels: the frames'
+    colour stands out of their field's neighbour lines far less than with
+    the same seed and no --comb (measured 6.4 -> 2.4). Labels say so. A
+    comb is no option of PAL (its delay line always averages) nor of the
+    image simulator: exit 2 naming --comb."""
+    from rtclean.train.synth import Variety, synth_dataset
+
+    clip = str(clips_dir / "foliage_pan_720x480.mkv")
+    synth_dataset([clip], str(tmp_path / "notch"), 3, 5, standard="ntsc", sim="analog", breakup=0.0)
+    synth_dataset([clip], str(tmp_path / "comb"), 3, 5, standard="ntsc", sim="analog", breakup=0.0,
+                  variety=Variety(comb=1.0))
+    stand_out = {}
+    for run_ in ("notch", "comb"):
+        recs = [json.loads(line) for line in (tmp_path / run_ / "labels.jsonl").read_text().splitlines()]
+        assert len(recs) == 3 and all(r["class"] == "clean" for r in recs)
+        assert all(r.get("comb") is (True if run_ == "comb" else None) for r in recs)
+        c = np.stack([cv2.cvtColor(cv2.imread(str(tmp_path / run_ / r["file"])), cv2.COLOR_BGR2YCrCb)[:, 12:-12, 1:]
+                      for r in recs]).astype(np.float32)
+        stand_out[run_] = float(np.abs(c[:, 2:-2] - 0.5 * (c[:, :-4] + c[:, 4:])).mean())
+    assert stand_out["comb"] < 0.5 * stand_out["notch"], stand_out
+    for extra in (["--standard", "pal"], ["--standard", "ntsc", "--sim", "image"]):
+        r = run([*rtclean_cmd, "dataset", "synth", "--clips", clip, "--out", str(tmp_path / "bad"), "--frames", "2",
+                 "--comb", "0.5", *extra])
+        assert r.returncode == 2 and "--comb" in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert not (tmp_path / "bad" / "labels.jsonl").exists()
+
 # --------------------------------------------------------------------------- label server
 
 

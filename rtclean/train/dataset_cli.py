@@ -65,7 +65,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         raise RtcleanError("--dvr-size sets the size of the DVR passes: give their share with --dvr F too")
     variety = Variety(passes=args.passes, demo=args.demo, compress=args.compress, dvr=args.dvr,
                       dvr_codec=args.dvr_codec, interlaced=args.interlaced, dvr_sizes=sizes,
-                      speeds=tuple(args.speed or ()), osd=args.osd)
+                      speeds=tuple(args.speed or ()), osd=args.osd, comb=args.comb)
     result = synth_dataset(clips=args.clips, out=args.out, frames=args.frames, seed=args.seed,
                            standard=args.standard, breakup=args.breakup, sim=args.sim, variety=variety)
     print(result["summary"])
@@ -164,4 +164,7 @@ def register(sub, common) -> None:
     sy.add_argument("--osd", type=_share, default=0.0, metavar="F",
                     help="share of clip passes with a flight controller's OSD drawn over the content, "
                          "artificial horizon included, before the simulator (default 0)")
+    sy.add_argument("--comb", type=_share, default=0.0, metavar="F",
+                    help="NTSC, analog simulator: share of passes decoded by a capture card that combs chroma "
+                         "over two lines, as capture chips do, instead of a notch decoder (default 0)")
     sy.set_defaults(func=cmd_synth)

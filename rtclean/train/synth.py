@@ -45,7 +45,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from rtclean.errors import RtcleanError
+from rtclean.errors import ConfigError, RtcleanError
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +144,10 @@ class SimSettings:
     sim: str = "image"
 
 
-def simulate(frames, seed: int, settings: SimSettings):
+def simulate(frames, seed: int, settings: SimSettings, comb: bool = False):
     """SimFrames of ``frames`` through the chosen simulator. 'analog' (the
-    physical channel simulator) is imported only when asked for."""
+    physical channel simulator) is imported only when asked for; ``comb``:
+    its NTSC capture card combs chroma (see ``Variety.comb``)."""
     from rtclean.sim.feed import STANDARDS, degrade, fit_frame
 
     std = STANDARDS.get(settings.standard)
@@ -165,6 +166,8 @@ def simulate(frames, seed: int, settings: SimSettings):
         prof = inspect.signature(degrade_analog).parameters.get("profile")
         if prof is not None and prof.default is inspect.Parameter.empty:
             kwargs["profile"] = None  # the simulator's default receiver profile
+        if comb:
+            kwargs["comb"] = True
         return degrade_analog(fitted, seed, settings.breakup, settings.standard, **kwargs)
     raise RtcleanError(f"unknown simulator {settings.sim!r} (expected analog or image)")
 
@@ -325,6 +328,11 @@ class Variety:
               black outline that move every frame as the craft turns: clicks
               that are not breakup, and a model that never saw them takes
               them for sparklies. (Demo passes always carry their own OSD.)
+    comb:     share of passes (analog simulator, NTSC) decoded by a capture
+              card that combs chroma over two lines instead of a notch
+              decoder (``rtclean.sim.analog.decode``): capture chips comb
+              NTSC, and a notch decoder's line-by-line colour grain near
+              the FM threshold is its worst case, not the common one.
     """
     passes: int = 1
     demo: int = 0
@@ -335,6 +343,7 @@ class Variety:
     dvr_sizes: tuple[tuple[int, int] | None, ...] = ()
     speeds: tuple[int, ...] = ()
     osd: float = 0.0
+    comb: float = 0.0
 
 
 MAX_SPEED = 16  # beyond this, consecutive frames of most clips share little content
@@ -410,9 +419,13 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
     variety = variety or Variety()
     if variety.passes < 1 or variety.demo < 0 or not 0.0 <= variety.compress <= 1.0 \
             or not 0.0 <= variety.dvr <= 1.0 or not 0.0 <= variety.interlaced <= 1.0 \
-            or not 0.0 <= variety.osd <= 1.0:
-        raise RtcleanError(f"bad variety settings {variety}: passes >= 1, demo >= 0, compress, dvr, interlaced "
-                           "and osd in [0, 1]")
+            or not 0.0 <= variety.osd <= 1.0 or not 0.0 <= variety.comb <= 1.0:
+        raise RtcleanError(f"bad variety settings {variety}: passes >= 1, demo >= 0, compress, dvr, interlaced, "
+                           "osd and comb in [0, 1]")
+    if variety.comb and (str(standard).lower() != "ntsc" or sim != "analog"):
+        raise ConfigError(f"--comb {variety.comb:g}: a comb decoder is an option of the analog simulator's NTSC "
+                          f"(--sim analog --standard ntsc; PAL's decoder always averages two lines), "
+                          f"not of --sim {sim} --standard {standard}")
     for size in variety.dvr_sizes:
         if size is not None:
             parse_dvr_size(f"{size[0]}x{size[1]}")  # the CLI's own check, for callers that skip the CLI
@@ -461,6 +474,8 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
             speed = int(variety.speeds[int(rng.integers(len(variety.speeds)))]) if variety.speeds else 1
             # and after that, for the same reason; demo content has its own OSD
             osd = clip is not None and bool(variety.osd) and rng.random() < variety.osd
+            # and after that, for the same reason
+            comb = bool(variety.comb) and rng.random() < variety.comb
             n = per_unit + 1 if woven else per_unit  # (weaving makes one frame fewer)
             if clip is None:
                 raw = _demo_frames(clip_seed, settings.standard, n * speed)
@@ -474,7 +489,7 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
             if osd:
                 content = _with_osd(content, settings.standard, clip_seed)
             prev = None
-            for sf in simulate(content, clip_seed, settings):
+            for sf in simulate(content, clip_seed, settings, comb=comb):
                 # every frame goes through the store, written or not: an H.264 DVR is a stream
                 cur, before = sf.image if store is None else store(sf.image), prev
                 prev = cur
@@ -497,6 +512,8 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
                     rec["speed"] = speed
                 if osd:
                     rec["osd"] = True
+                if comb:
+                    rec["comb"] = True
                 labels.write(json.dumps(rec) + "\n")
                 counts[cls] += 1
                 if cls == "breakup":

@@ -62,11 +62,13 @@ class AnalogChannel:
     ``render`` is stateful (flywheels, colour killer, last frame), so feed it
     consecutive frames; the same seed and the same calls give the same output.
     ``echo``: relative amplitude of a multipath echo (0 = none) arriving
-    ``echo_delay`` seconds after the direct path.
+    ``echo_delay`` seconds after the direct path. ``comb``: an NTSC capture
+    decoder that combs chroma over two lines instead of a notch decoder's
+    line-by-line chroma (``decode``; PAL's delay line does it always).
     """
 
     def __init__(self, standard: str = "pal", seed: int = 0, profile: str = "static",
-                 echo: float = 0.0, echo_delay: float = 0.25e-6) -> None:
+                 echo: float = 0.0, echo_delay: float = 0.25e-6, comb: bool = False) -> None:
         if profile not in PROFILES:
             raise RtcleanError(f"analog: unknown receiver profile {profile!r} (expected one of: {', '.join(PROFILES)})")
         if not 0.0 <= echo < 1.0:
@@ -76,8 +78,8 @@ class AnalogChannel:
         self.rng = np.random.default_rng([int(seed), 5800])
         self.echo = float(echo)
         self.echo_delay = float(echo_delay)
-        self.rx = Decoder(self.std, profile)
-        self.ref_rx = Decoder(self.std, "static")
+        self.rx = Decoder(self.std, profile, comb)
+        self.ref_rx = Decoder(self.std, "static", comb)  # the same card: its own decoding is not damage
         self.frame_no = 0
 
     @property
@@ -141,13 +143,13 @@ def displacement(row_pos: np.ndarray, ref_pos: np.ndarray, spl: int, samples: in
 
 
 def degrade_analog(frames: Iterable[np.ndarray], seed: int = 1, breakup: float = 0.3, standard: str = "pal",
-                   profile: str = "static", echo: float = 0.0) -> Iterator[SimFrame]:
+                   profile: str = "static", echo: float = 0.0, comb: bool = False) -> Iterator[SimFrame]:
     """Real frames through the analog chain with a time-varying link.
 
     Yields ``SimFrame(image=degraded, truth=high-CNR reference, label,
     index, pts, link=LinkFrame)``; ``link.result`` carries the full
     ``AnalogResult`` (per-line and per-field figures)."""
-    chan = AnalogChannel(standard, seed, profile, echo)
+    chan = AnalogChannel(standard, seed, profile, echo, comb=comb)
     std = chan.std
     proc = LinkProcess(seed, breakup, std.fps, lines=std.lines)
     for i, frame in enumerate(frames):

@@ -31,7 +31,15 @@
 - Colour: the chroma is demodulated against a subcarrier oscillator locked
   to the average burst of each field (ACC scales saturation by the burst
   amplitude); PAL lines are V-switched by the burst's swing and averaged with
-  the line before (PAL-D delay line). A colour killer turns chroma off for a
+  the line before (PAL-D delay line). An NTSC decoder demodulates each line
+  alone (a notch decoder, the default) or, with ``comb``, averages each
+  line's demodulated chroma with the line before as a chroma comb does: the
+  subcarrier turns by half a cycle from line to line, so luma detail that
+  two lines share (cross-colour) cancels, and so does half the power of
+  chroma noise that is new on every line. Capture decoder chips comb NTSC
+  chroma (TI's TVP5150AM1: an adaptive four-line comb); the notch is the
+  worst case for colour grain near the FM threshold. Luma keeps its notch
+  either way. A colour killer turns chroma off for a
   field when the bursts no longer agree in phase (with hysteresis).
 - Signal loss: when most lines have no valid sync the card reports no signal
   and, by profile, shows the demodulated noise ("static"), a blue or black
@@ -177,9 +185,10 @@ class Decoder:
     """A stateful receiver + capture card (flywheels, colour killer and
     last-frame memory carry over from frame to frame)."""
 
-    def __init__(self, std: AnalogStandard, profile: str = "static") -> None:
+    def __init__(self, std: AnalogStandard, profile: str = "static", comb: bool = False) -> None:
         self.std = std
         self.profile = profile
+        self.comb = bool(comb)  # NTSC chroma averaged over two lines (PAL always is: its delay line)
         self.h_pos = 0.0  # expected start of the next frame's first line
         self.h_per = float(std.spl)
         self.h_locked = True
@@ -397,7 +406,7 @@ class Decoder:
         c0 = _interp(chroma_w, x / 2, off2, m) * cg
         u = -c0.imag
         v = c0.real * sw[src][:, None]
-        if std.pal:  # delay line: average with the previous line (its own V switch)
+        if std.pal or self.comb:  # delay line / comb: average with the previous line (its own V switch)
             xp = x - std.spl
             c1 = _interp(chroma_w, xp / 2, off2, m) * cg
             u = 0.5 * (u - c1.imag)
