@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -301,6 +302,50 @@ def test_eval_detect_with_an_h264_dvr(clips_dir, tmp_path, rtclean_cmd):
     sim = json.loads((out / "report.json").read_text())["sets"]["simulated"]
     assert sim["dvr_h264_kbps"] == 2000 and sim["dvr_jpeg_quality"] is None
     assert sim["frames"] + sum(sim["skipped"].values()) == 6
+
+
+class _ColourStandOut:
+    """A probe, not a breakup detector: each frame's colour standing out of
+    its field's neighbour lines, which a notch decoder's cross-colour makes
+    large and a comb cancels (tests/test_sim_analog.py)."""
+
+    def detect(self, image):
+        from rtclean.frames import DetectResult
+
+        c = cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb)[:, 12:-12, 1:].astype(np.float32)
+        return DetectResult(score=float(np.abs(c[2:-2] - 0.5 * (c[:-4] + c[4:])).mean()))
+
+    def reset(self):
+        pass
+
+
+def test_eval_detect_comb_decodes_the_simulated_ntsc_with_a_comb(clips_dir, tmp_path, rtclean_cmd):
+    """--comb: the simulated set goes through the NTSC capture card that
+    combs chroma; frames scored in the run show it (foliage's cross-colour
+    cancels), the report says so, and with PAL or the image simulator it is
+    exit 2 naming --comb."""
+    from rtclean.train.evaluate import EvalDetector, score_sim_clips
+
+    clip = clips_dir / "foliage_pan_720x480.mkv"
+    means = {}
+    for comb in (False, True):
+        probe = EvalDetector("probe", _ColourStandOut(), 1e9, "probe")
+        sc, _ = score_sim_clips([clip], 3, 7, [probe], "ntsc", 0.0, "analog", comb=comb)
+        means[comb] = float(np.mean(sc.scores["probe"]))
+    assert means[True] < 0.5 * means[False], means
+    out = tmp_path / "r"
+    proc = subprocess.run(rtclean_cmd + ["eval", "detect", "--clips", str(clip), "--frames", "2", "--sim", "analog",
+                                         "--standard", "ntsc", "--comb", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "report.json").read_text())["sets"]["simulated"]["comb"] is True
+    assert "combs chroma" in (out / "report.html").read_text()
+    for extra in (["--sim", "analog"], ["--standard", "ntsc"]):
+        proc = subprocess.run(rtclean_cmd + ["eval", "detect", "--clips", str(clip), "--frames", "2", "--comb",
+                                             *extra, "--out", str(tmp_path / "bad")],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and proc.stderr.startswith("rtclean: --comb:"), proc.stderr
+        assert "Traceback" not in proc.stderr
 
 
 def test_interlace_takes_each_field_from_its_own_frame():

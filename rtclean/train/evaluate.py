@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from rtclean.detect.repeat import RepeatedFrame
-from rtclean.errors import RtcleanError
+from rtclean.errors import ConfigError, RtcleanError
 
 log = logging.getLogger(__name__)
 
@@ -266,8 +266,9 @@ def score_folders(dirs: list[str], dets: list[EvalDetector]) -> Scores:
 def score_sim_clips(clips: list[Path], frames: int, seed: int, dets: list[EvalDetector],
                     standard: str = "pal", breakup: float = 0.5, sim: str = "image",
                     dvr_quality: int = 0, dvr_kbps: int = 0, interlaced: bool = False,
-                    dvr_size: tuple[int, int] | None = None) -> tuple[Scores, dict]:
-    """Every detector on simulated breakup over ``clips``; with
+                    dvr_size: tuple[int, int] | None = None, comb: bool = False) -> tuple[Scores, dict]:
+    """Every detector on simulated breakup over ``clips`` (``comb``: the
+    analog simulator's NTSC capture card combs chroma); with
     ``dvr_quality`` the frames are first stored as an MJPEG DVR would, with
     ``dvr_kbps`` as an H.264 DVR stream at that bitrate (one per clip),
     with ``dvr_size`` (W, H) scaled to the size a DVR records at (before
@@ -287,7 +288,7 @@ def score_sim_clips(clips: list[Path], frames: int, seed: int, dets: list[EvalDe
             content = interlace(read_frames(clip, frames + 1, loop=True), standard_size(standard))
         else:
             content = read_frames(clip, frames, loop=True)
-        for sf in simulate(content, seed * 1000 + ci, settings):
+        for sf in simulate(content, seed * 1000 + ci, settings, comb=comb):
             image = dvr_scale(sf.image, dvr_size) if dvr_size else sf.image
             image = h264(image) if h264 else dvr_roundtrip(image, dvr_quality) if dvr_quality else image
             row = _rows(dets, image)  # every frame: detectors keep their context
@@ -395,7 +396,7 @@ def analyse(sc: Scores, dets: list[EvalDetector]) -> dict:
 def run_eval(data_dirs: list[str], clips: list[str], model: str | None, out_dir: str, frames: int = 250,
              seed: int = 77, standard: str = "pal", breakup: float = 0.5, sim: str = "image",
              dvr_quality: int = 0, dvr_kbps: int = 0, interlaced: bool = False, precision: str = "int8",
-             dvr_size: tuple[int, int] | None = None) -> dict:
+             dvr_size: tuple[int, int] | None = None, comb: bool = False) -> dict:
     """The whole ``rtclean eval detect`` run; writes report.json and report.html."""
     from rtclean.train.report import write_html
     from rtclean.train.synth import list_clips
@@ -410,6 +411,10 @@ def run_eval(data_dirs: list[str], clips: list[str], model: str | None, out_dir:
         raise RtcleanError(f"--dvr-h264 must be a bitrate of 100-100000 kbit/s (0: off), got {dvr_kbps}")
     if dvr_kbps and dvr_quality:
         raise RtcleanError("--dvr and --dvr-h264 exclude each other: one DVR stores the frames")
+    if comb and (standard != "ntsc" or sim != "analog"):
+        raise ConfigError(f"--comb: a comb decoder is an option of the analog simulator's NTSC (--sim analog "
+                          f"--standard ntsc; PAL's decoder always averages two lines), not of --sim {sim} "
+                          f"--standard {standard}")
     clip_paths = list_clips(clips) if clips else []
     dets = make_detectors(model, precision)
     t0 = time.monotonic()
@@ -430,14 +435,14 @@ def run_eval(data_dirs: list[str], clips: list[str], model: str | None, out_dir:
         for d in dets:
             d.times_ms.clear()  # speed is measured on the simulated 720x576 (720x480) streams
         sc, skipped = score_sim_clips(clip_paths, frames, seed, dets, standard, breakup, sim, dvr_quality,
-                                       dvr_kbps, interlaced, dvr_size)
+                                       dvr_kbps, interlaced, dvr_size, comb)
         size_text = f"{dvr_size[0]}x{dvr_size[1]}" if dvr_size else None
         report["sets"]["simulated"] = {"clips": [p.name for p in clip_paths], "frames_per_clip": frames,
                                        "seed": seed, "seeds": [seed * 1000 + i for i in range(len(clip_paths))],
                                        "simulator": sim, "standard": standard, "skipped": skipped,
                                        "dvr_jpeg_quality": dvr_quality or None, "dvr_h264_kbps": dvr_kbps or None,
                                        "interlaced": interlaced,
-                                       "dvr_size": size_text,
+                                       "dvr_size": size_text, "comb": comb,
                                        **analyse(sc, dets)}
         for d in dets:
             report["detectors"][d.name]["median_ms_per_frame"] = round(float(np.median(d.times_ms)), 4) \

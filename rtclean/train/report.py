@@ -90,6 +90,8 @@ def _set_html(name: str, s: dict) -> str:
                     f"<td>{_num(r['roc_auc'])}</td><td>{c['tp']}</td><td>{c['fp']}</td><td>{c['tn']}</td>"
                     f"<td>{c['fn']}</td></tr>")
     scaled = f"; scaled to {s['dvr_size']} as a DVR records it" if s.get("dvr_size") else ""
+    if s.get("comb"):
+        scaled += "; NTSC decoded by a capture card that combs chroma"
     out = [f"<h2>{html.escape(name)}</h2><p>{s['frames']} frames: {s['positives']} breakup, "
            f"{s['negatives']} clean{'; content woven as an interlaced camera gives it' if s.get('interlaced') else ''}"
            f"{scaled}</p>",

@@ -44,7 +44,8 @@ def cmd_eval_detect(args: argparse.Namespace) -> int:
     report = run_eval(args.data or [], args.clips or [], args.model, args.out, frames=args.frames,
                       seed=args.seed, standard=args.standard, breakup=args.breakup, sim=args.sim,
                       dvr_quality=args.dvr, dvr_kbps=args.dvr_h264, interlaced=args.interlaced,
-                      precision=args.precision, dvr_size=parse_dvr_size(args.dvr_size) if args.dvr_size else None)
+                      precision=args.precision, dvr_size=parse_dvr_size(args.dvr_size) if args.dvr_size else None,
+                      comb=args.comb)
     for name, s in report["sets"].items():
         for det, r in s["detectors"].items():
             rec = "n/a" if r["recall"] is None else f"{100 * r['recall']:.2f}%"
@@ -106,6 +107,9 @@ def register(sub, common) -> None:
                    help="scale the simulated frames (and the untouched clips) to the size a DVR records at, "
                         "e.g. 640x480, before --dvr / --dvr-h264 coding: a PAL frame's 576 lines on 480 "
                         "spread each click over two lines")
+    d.add_argument("--comb", action="store_true",
+                   help="--sim analog --standard ntsc: the capture card combs chroma over two lines, as capture "
+                        "chips do, instead of a notch decoder's line-by-line chroma")
     d.add_argument("--precision", choices=("int8", "float32"), default="int8",
                    help="run the model's int8 file (default) or the float32 twin its card names "
                         "(`detect.precision` picks between them at run time)")
