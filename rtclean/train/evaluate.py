@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from rtclean.detect.repeat import RepeatedFrame
-from rtclean.errors import ConfigError, RtcleanError
+from rtclean.errors import RtcleanError
 
 log = logging.getLogger(__name__)
 
@@ -411,10 +411,10 @@ def run_eval(data_dirs: list[str], clips: list[str], model: str | None, out_dir:
         raise RtcleanError(f"--dvr-h264 must be a bitrate of 100-100000 kbit/s (0: off), got {dvr_kbps}")
     if dvr_kbps and dvr_quality:
         raise RtcleanError("--dvr and --dvr-h264 exclude each other: one DVR stores the frames")
-    if comb and (standard != "ntsc" or sim != "analog"):
-        raise ConfigError(f"--comb: a comb decoder is an option of the analog simulator's NTSC (--sim analog "
-                          f"--standard ntsc; PAL's decoder always averages two lines), not of --sim {sim} "
-                          f"--standard {standard}")
+    if comb:
+        from rtclean.train.synth import check_comb
+
+        check_comb(standard, sim)
     clip_paths = list_clips(clips) if clips else []
     dets = make_detectors(model, precision)
     t0 = time.monotonic()

@@ -144,6 +144,15 @@ class SimSettings:
     sim: str = "image"
 
 
+def check_comb(standard: str, sim: str) -> None:
+    """A comb decoder is an option of the analog simulator's NTSC only
+    (``--comb`` of `dataset synth` and `eval detect`)."""
+    if str(standard).lower() != "ntsc" or sim != "analog":
+        raise ConfigError(f"--comb: a comb decoder is an option of the analog simulator's NTSC (--sim analog "
+                          f"--standard ntsc; PAL's decoder always averages two lines), not of --sim {sim} "
+                          f"--standard {standard}")
+
+
 def simulate(frames, seed: int, settings: SimSettings, comb: bool = False):
     """SimFrames of ``frames`` through the chosen simulator. 'analog' (the
     physical channel simulator) is imported only when asked for; ``comb``:
@@ -422,10 +431,8 @@ def synth_dataset(clips: list[str], out: str, frames: int, seed: int, standard: 
             or not 0.0 <= variety.osd <= 1.0 or not 0.0 <= variety.comb <= 1.0:
         raise RtcleanError(f"bad variety settings {variety}: passes >= 1, demo >= 0, compress, dvr, interlaced, "
                            "osd and comb in [0, 1]")
-    if variety.comb and (str(standard).lower() != "ntsc" or sim != "analog"):
-        raise ConfigError(f"--comb {variety.comb:g}: a comb decoder is an option of the analog simulator's NTSC "
-                          f"(--sim analog --standard ntsc; PAL's decoder always averages two lines), "
-                          f"not of --sim {sim} --standard {standard}")
+    if variety.comb:
+        check_comb(standard, sim)
     for size in variety.dvr_sizes:
         if size is not None:
             parse_dvr_size(f"{size[0]}x{size[1]}")  # the CLI's own check, for callers that skip the CLI
