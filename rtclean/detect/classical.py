@@ -69,6 +69,13 @@ Features, per band of lines and per frame:
   each other above and below its edge), an aliased stair step improves the
   match in one place only (a moved line, all along it), and both were
   there in the last clean frame (tears come and go).
+  A DVR's coding blurs a tear's top edge over a block of lines: the first
+  dark-edged line no longer jumps from the line above it, but a line a few
+  lines above the run still jumps to one a few lines inside it
+  (``TEAR_SPANS``). Over that span the scene changes too, so such a jump
+  counts only when the torn lines below continue each other, when the
+  blanking it exposes is there (dark over half the jump's width, at the
+  side the picture moved away from) and when it is new.
 - colour: chroma energy against its running level (the colour killer drops
   a colourful picture to grey within a frame; a grey scene stays grey, a
   cut to a duller scene is not grey), and the two fields against each other
@@ -138,6 +145,14 @@ TEAR_RAMP = (0.25, 0.5)  # shift-explained gain of a torn line (real clips peak 
 SHEAR_RAMP = (0.45, 0.6)
 SHEAR_LINES = 8  # candidate lines per frame (the sharpest breaks)
 TEAR_RUNS = 8  # runs of dark-edged lines tested per frame (the longest)
+# Same-field line pairs straddling a run's first line, as (lines above it,
+# lines below it) in frame lines: the first is the classic test (the line
+# above against the run's first line); the others reach past the lines a
+# DVR's coding smeared (H.264 at 1.5 Mbit/s: 18 of 29 torn frames of a
+# held-out set missed with the first alone, "Coded tears" in docs/training.md).
+TEAR_SPANS = ((2, 0), (4, 2), (6, 4), (8, 6))
+TEAR_BLANK_SHARE = 0.5  # a wider span's jump must expose dark this share of its width
+TEAR_DARK = 40  # luma of that exposed blanking after coding
 SHEAR_SPIKE = 1.5  # a candidate breaks this many times more than its neighbours do
 SHEAR_SAME = 0.2  # the same shift explaining a neighbour line pair this well: slanted texture
 SHEAR_BETTER = 12  # grey levels: a column the jump explains better ...
@@ -797,8 +812,7 @@ class ClassicalDetector(Detector):
         f[g] = max(f[g], split)
         return f.astype(np.float32)
 
-    @staticmethod
-    def _tear(y: np.ndarray, run: np.ndarray) -> np.ndarray:
+    def _tear(self, y: np.ndarray, run: np.ndarray) -> np.ndarray:
         """Per band and field: how well a sideways shift explains the first torn line
         of each run of dark-edged lines from the line above it (same
         field). Dark scene content at the picture edge continues the
@@ -819,8 +833,9 @@ class ClassicalDetector(Detector):
             starts, lengths = starts[pick], lengths[pick]
         if starts.size == 0:
             return tear
-        gain, _ = ClassicalDetector._jump(y[starts].astype(np.int16), y[starts + 2].astype(np.int16),
-                                          max(3, y.shape[1] // 6), col_step=2)
+        gain = np.zeros(starts.size)
+        for above, below in TEAR_SPANS:
+            np.maximum(gain, self._span_gain(y, starts + 2, above, below), out=gain)
         # Only a run's first line can be tested (the lines below it continue
         # the shifted picture), but the whole run is torn: a tear spanning
         # several bands scored in its first band only left the others' torn
@@ -837,6 +852,48 @@ class ClassicalDetector(Detector):
             col = tear[b0:b1 + 1, s & 1]
             np.maximum(col, g, out=col)
         return tear
+
+    def _span_gain(self, y: np.ndarray, first: np.ndarray, above: int, below: int) -> np.ndarray:
+        """Shift gain from the line ``above`` lines over each run's first
+        (dark-edged) frame line to the line ``below`` lines under it (same
+        field). Past the plain test (2, 0) a jump must also pass the checks
+        of a coded tear (see TEAR_SPANS): scene content changes over a few
+        lines, and a shift can explain part of that change by chance (a row
+        of poles, a sign's edge)."""
+        h, w = y.shape
+        s_max = max(3, w // 6)
+        up, low = first - above, first + below
+        span = above + below
+        ok = (up >= 0) & (low + (span if span > 2 else 0) < h)
+        if not ok.any():
+            return np.zeros(first.size)
+        up, low = np.where(ok, up, 0), np.where(ok, low, 0)
+        gain, shift = self._jump(y[up].astype(np.int16), y[low].astype(np.int16), s_max, col_step=2)
+        gain = gain * ok
+        if span <= 2 or not gain.any():
+            return gain
+        # the torn lines below continue each other: the same span further
+        # down shifts little (slanted texture shifts there as well)
+        g_on, _ = self._jump(y[low].astype(np.int16), y[low + span].astype(np.int16), s_max, col_step=2)
+        gain[g_on > SHEAR_SAME] = 0.0
+        # the jump exposes blanking: a late line's picture moved right
+        # (shift < 0: the lower line matches the upper one further left)
+        # and left its left end dark, as wide as the move; dark scene content
+        # at the edge is as wide as it happens to be
+        dark = np.pad(y[low] < TEAR_DARK, ((0, 0), (1, 1)))  # (a False column ends every run)
+        width = np.where(shift < 0, np.argmin(dark[:, 1:], axis=1), np.argmin(dark[:, -2::-1], axis=1))
+        gain[width < TEAR_BLANK_SHARE * np.abs(shift)] = 0.0
+        # and it is new: the last clean frame had no like jump near it
+        prev = self._prev_y
+        if gain.any() and prev is not None and prev.shape == y.shape:
+            cand = np.nonzero(gain)[0]
+            k = np.arange(-SHEAR_REACH, SHEAR_REACH + 1, 2)
+            pu = np.clip(up[cand, None] + k[None, :], 0, h - 1).ravel()
+            pl = np.clip(low[cand, None] + k[None, :], 0, h - 1).ravel()
+            seen, _ = self._jump(prev[pu].astype(np.int16), prev[pl].astype(np.int16), s_max, col_step=2)
+            seen = seen.reshape(cand.size, k.size).max(axis=1)
+            gain[cand[seen >= SHEAR_SEEN * gain[cand]]] = 0.0
+        return gain
 
     def _shear(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per line of the view: how well a sideways shift explains the line
