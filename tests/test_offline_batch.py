@@ -397,14 +397,21 @@ def test_a_worker_killed_costs_only_its_file(tmp_path, rtclean_cmd, dvr_dir):
     assert "1 of 2 files cleaned" in stdout and "1 failed" in stdout
 
 
-def test_workers_stop_when_the_cli_is_killed(tmp_path, rtclean_cmd, dvr_dir):
+def test_workers_stop_when_the_cli_is_killed(tmp_path, rtclean_cmd, broken_frames):
     """SIGKILL the CLI mid-batch: its workers stop too (no orphans cleaning
     on) and remove their half-written files."""
     import signal
     import time
 
+    # Files long enough to be mid-way when the CLI dies: a fast machine
+    # cleaned both 40-frame files within the half second this test used to
+    # wait, and finished outputs are rightly kept.
+    src = tmp_path / "in"
+    src.mkdir()
+    for ext in (".avi", ".mov"):
+        write_dvr_file(src / f"flight{ext}", broken_frames * 10, FPS, audio=True)
     out = tmp_path / "out"
-    p = subprocess.Popen(rtclean_cmd + ["clean", str(dvr_dir / "flight.avi"), str(dvr_dir / "flight.mov"),
+    p = subprocess.Popen(rtclean_cmd + ["clean", str(src / "flight.avi"), str(src / "flight.mov"),
                                         "-o", str(out), "--jobs", "2"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers: list[int] = []
@@ -413,7 +420,9 @@ def test_workers_stop_when_the_cli_is_killed(tmp_path, rtclean_cmd, dvr_dir):
         workers = [w for server in _children(p.pid) for w in _children(server)]
         time.sleep(0.05)
     assert len(workers) == 2, "workers not seen"
-    time.sleep(0.5)  # let them start writing
+    while time.monotonic() < deadline and not (out.exists() and any(out.iterdir())):
+        time.sleep(0.02)  # until they have started writing
+    assert not list(out.glob("*.report.json")), "a file was finished before the kill"
     p.send_signal(signal.SIGKILL)
     p.wait()
     deadline = time.monotonic() + 30
