@@ -835,7 +835,11 @@ class ClassicalDetector(Detector):
             return tear
         gain = np.zeros(starts.size)
         for above, below in TEAR_SPANS:
-            np.maximum(gain, self._span_gain(y, starts + 2, above, below), out=gain)
+            # a run whose gain tops TEAR_RAMP already scores in full
+            todo = np.nonzero(gain < TEAR_RAMP[1])[0]
+            if todo.size == 0:
+                break
+            gain[todo] = np.maximum(gain[todo], self._span_gain(y, starts[todo] + 2, above, below))
         # Only a run's first line can be tested (the lines below it continue
         # the shifted picture), but the whole run is torn: a tear spanning
         # several bands scored in its first band only left the others' torn
