@@ -815,7 +815,9 @@ class ClassicalDetector(Detector):
     def _tear(self, y: np.ndarray, run: np.ndarray) -> np.ndarray:
         """Per band and field: how well a sideways shift explains the first torn line
         of each run of dark-edged lines from the line above it (same
-        field). Dark scene content at the picture edge continues the
+        field), or, where a DVR's coding blurred that edge, a line a few
+        lines inside the run from one a few lines above it (TEAR_SPANS,
+        ``_span_gain``). Dark scene content at the picture edge continues the
         picture above it unshifted; a late line is the picture moved.
         The gain goes to every band the run's dark-edged lines cover, in
         the run's field: the repair replaces the flagged bands only."""
