@@ -451,8 +451,8 @@ class ClassicalDetector(Detector):
         in each of the last two frames' full-width luma (see MOVED_MATCH).
         ``g`` is this frame's full-width luma. Both masks' streaks are tested
         once, as runs along their line (the two mostly mark the same ones)."""
-        if len(self._grays) < 2:
-            return new, vnew
+        if len(self._grays) < 2 or self._grays[0].shape != g.shape:
+            return new, vnew  # (the picture's width changed, not its view: nothing to match against)
         pts = cv2.findNonZero(cv2.bitwise_or(new, vnew))  # (row-major order)
         if pts is None:
             return new, vnew
