@@ -310,6 +310,25 @@ MOVED_STEADY_LINES = 2  # ... and lines the motion may change by between the two
 MOVED_MAX = 32
 MOVED_ENOUGH = 16  # streaks not found that end the search: the frame has clicks enough
 MOVED_CONTRAST = 32  # grey levels: the streak's pixels that count in the match
+# A flight controller's OSD (MAX7456-style characters: white strokes with a
+# black outline) is drawn into the picture before the transmitter. At the
+# capture's own line count its strokes are in both fields and no test here
+# takes them for clicks. A DVR that records 480 lines of a 576-line frame
+# mixes them into one-line streaks; an NTSC decoder fringes their edges with
+# colour; and a scene line next to an outline stands out of it. Where the
+# OSD changes (digits, a moving artificial horizon) those are fresh every
+# frame. A white stroke framed by black within OSD_FRAME lines above and
+# below, in this frame and within OSD_CELL of one in the last clean frame,
+# marks an OSD zone (OSD_ZONE lines and view pixels around it) where fresh
+# streaks and chroma clicks do not count. A click framed that way on a dark
+# scene counts unless such structure was near it in the last clean frame.
+# Measured in docs/training.md, "An OSD through a DVR".
+OSD_WHITE = 180  # the stroke (the chip's white, 235, after the chain and coding)
+OSD_BLACK = 60  # ... its outline (the chip's black, 16)
+OSD_FRAME = 3  # lines above and below the stroke where its outline is looked for
+OSD_ZONE = (4, 2)  # lines, view pixels (8 px at 720) around a stroke
+OSD_SIDE = 2  # view pixels (8 px at 720) along the line where an outline is looked for
+OSD_CELL = (18 / 576, 6)  # share of the picture's lines (a character is 18 of a field's 288), view pixels (a character either side)
 # a streak pixel is "fresh" when the previous clean frame had no streak pixel
 # within two lines and three view pixels (12 px at 720) of it
 _PERSIST = cv2.getStructuringElement(cv2.MORPH_RECT, (7, 5))
@@ -334,6 +353,12 @@ _EXTREME = np.where((np.arange(256) > CLICK_WHITE) | (np.arange(256) < CLICK_BLA
 # each other, on other lines: edge and texture structure, not a click (below)
 _STACKED_FINE = np.ones((9, 9), np.uint8)
 _STACKED_FINE[4] = 0
+# the OSD_FRAME lines above (below) a pixel, as dilation kernels anchored on
+# their last (first) line's neighbour; and the OSD zone around a stroke
+_OSD_ABOVE = np.r_[np.ones(OSD_FRAME), np.zeros(OSD_FRAME + 1)].astype(np.uint8).reshape(-1, 1)
+_OSD_BELOW = _OSD_ABOVE[::-1].copy()
+_OSD_SIDE = np.ones((1, 2 * OSD_SIDE + 1), np.uint8)
+_OSD_AROUND = np.ones((2 * OSD_ZONE[0] + 1, 2 * OSD_ZONE[1] + 1), np.uint8)
 # the ground around a pixel: lines L-2 .. L+2 but not L, four view pixels
 # (16 px at 720) either side (``_flat_clicks``)
 _ALONG = np.ones((1, 9), np.uint8)
@@ -407,6 +432,7 @@ def _runs_by_field(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 class ClassicalDetector(Detector):
     name = "classical"
+    osd_zones = True  # (a switch for measuring what the OSD zone does)
 
     def __init__(self, view_width: int = VIEW_WIDTH, chroma_clicks: bool = True) -> None:
         self.view_width = view_width
@@ -434,6 +460,8 @@ class ClassicalDetector(Detector):
         self._recent: dict[str, tuple[list | None, list | None]] = {}
         self._ref_near: dict[str, np.ndarray] = {}  # see _near_ref
         self._grays: list[np.ndarray] = []  # full-width luma of the last two frames, oldest first
+        self._prev_osd: np.ndarray | None = None  # the last clean frame's OSD strokes (see OSD_WHITE)
+        self._osd_cell: np.ndarray | None = None  # ... dilated by a character cell
 
     def _near_ref(self, kind: str) -> np.ndarray:
         """Where the last clean frame's click mask of this kind ("mask",
@@ -505,6 +533,36 @@ class ClassicalDetector(Detector):
         if gone is None:
             return new, vnew
         return cv2.subtract(new, gone), cv2.subtract(vnew, gone)
+
+    @staticmethod
+    def _osd_strokes(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Lines 2 .. h-3 of the view (0 / 255): OSD character strokes in
+        their outline (white pixels with black within OSD_FRAME lines above
+        and within OSD_FRAME lines below; see OSD_WHITE), and the looser
+        marks of OSD lettering (white with black within OSD_FRAME lines
+        either way or OSD_SIDE view pixels along the line: vertical strokes,
+        ends)."""
+        white = cv2.compare(y, OSD_WHITE, cv2.CMP_GT)
+        black = cv2.compare(y, OSD_BLACK, cv2.CMP_LT)
+        above = cv2.dilate(black, _OSD_ABOVE, anchor=(0, OSD_FRAME))
+        below = cv2.dilate(black, _OSD_BELOW, anchor=(0, OSD_FRAME))
+        framed = cv2.bitwise_and(white, cv2.bitwise_and(above, below))
+        near = cv2.bitwise_or(cv2.bitwise_or(above, below), cv2.dilate(black, _OSD_SIDE))
+        return framed[2:-2], cv2.bitwise_and(white, near)[2:-2]
+
+    def _osd_zone(self, marks: np.ndarray) -> np.ndarray | None:
+        """Where fresh streaks do not count (see OSD_WHITE), or None: around
+        this frame's OSD marks, within a character cell of the last clean
+        frame's strokes."""
+        if self._prev_osd is None or self._prev_osd.shape != marks.shape or not cv2.countNonZero(marks):
+            return None
+        if self._osd_cell is None:
+            if not cv2.countNonZero(self._prev_osd):
+                return None
+            lines = max(1, round(OSD_CELL[0] * (marks.shape[0] + 4)))
+            self._osd_cell = cv2.dilate(self._prev_osd, np.ones((2 * lines + 1, 2 * OSD_CELL[1] + 1), np.uint8))
+        near = cv2.dilate(marks, _OSD_AROUND)
+        return cv2.bitwise_and(near, self._osd_cell)
 
     def _full_luma(self, image: np.ndarray) -> np.ndarray:
         """This frame's full-width luma: the buffer _fine_clicks converted it
@@ -728,6 +786,10 @@ class ClassicalDetector(Detector):
         vnew = self._stuck("view", vnew, vmask)
         gray = self._full_luma(image)
         new, vnew = self._moving_detail(new, vnew, gray)
+        osd, osd_marks = self._osd_strokes(y)
+        osd_zone = self._osd_zone(osd_marks) if self.osd_zones else None
+        if osd_zone is not None:
+            new, vnew = cv2.subtract(new, osd_zone), cv2.subtract(vnew, osd_zone)
         fresh_bf = self._per_band(_row_means(new)) / 255.0 * self._band_px
         fresh_px = fresh_bf.max(axis=1)
         # an FM click is a streak along its line: fresh pixels with a fresh
@@ -743,6 +805,8 @@ class ClassicalDetector(Detector):
         if fmask is not None and comb < COMBED and cv2.countNonZero(fmask):  # (none on most frames)
             fnew = cv2.subtract(fmask, self._near_ref("fmask")) if self._prev_fmask is not None else fmask
             fnew = self._stuck("flat", fnew, fmask)
+            if osd_zone is not None:
+                fnew = cv2.subtract(fnew, osd_zone)
             flat_bf = self._per_band(_row_means(fnew)) / 255.0 * self._band_px
         flat_total = float(flat_bf.sum())
         # chroma clicks (fresh against the last clean frame, as above)
@@ -770,6 +834,8 @@ class ClassicalDetector(Detector):
                     cv2.subtract(smask, self._near_ref("smask")))
             if self._prev_cmask is not None and self._prev_cmask.shape == cmask.shape:
                 cnew = self._stuck("chroma", cv2.subtract(cmask, self._near_ref("cmask")), cmask)
+                if osd_zone is not None:
+                    cnew = cv2.subtract(cnew, osd_zone)
                 c_bf = self._per_band(_row_means(cnew)) / 255.0 * self._band_px
                 c_runs = float(cv2.countNonZero(cv2.bitwise_and(cnew[:, 1:], cnew[:, :-1])))
 
@@ -899,6 +965,8 @@ class ClassicalDetector(Detector):
             self._prev_mask = mask  # a broken frame's clicks must not hide the next frame's
             self._prev_vmask = vmask
             self._prev_fmask = fmask
+            self._prev_osd = osd
+            self._osd_cell = None
             self._ref_near.clear()
         self._prev_score = score
 
