@@ -317,11 +317,11 @@ MOVED_CONTRAST = 32  # grey levels: the streak's pixels that count in the match
 # mixes them into one-line streaks; an NTSC decoder fringes their edges with
 # colour; and a scene line next to an outline stands out of it. Where the
 # OSD changes (digits, a moving artificial horizon) those are fresh every
-# frame. A white stroke framed by black within OSD_FRAME lines above and
-# below, in this frame and within OSD_CELL of one in the last clean frame,
-# marks an OSD zone (OSD_ZONE lines and view pixels around it) where fresh
-# streaks and chroma clicks do not count. A click framed that way on a dark
-# scene counts unless such structure was near it in the last clean frame.
+# frame. OSD lettering (white with black beside it) within OSD_CELL of the
+# last clean frame's strokes (white framed by black within OSD_FRAME lines
+# above and below) marks an OSD zone (OSD_ZONE lines and view pixels around
+# it) where fresh streaks and chroma clicks do not count. A white click on a
+# dark scene counts unless such strokes were near it in the last clean frame.
 # Measured in docs/training.md, "An OSD through a DVR".
 OSD_WHITE = 180  # the stroke (the chip's white, 235, after the chain and coding)
 OSD_BLACK = 60  # ... its outline (the chip's black, 16)
