@@ -489,6 +489,13 @@ def _injected(clips_dir, kind: str, severity: tuple[float, float], seed: int, mi
     return caught, broken, flagged
 
 
+def _dvr_640(img: np.ndarray) -> np.ndarray:
+    """The frame as a goggle DVR recording 640x480 MJPEG q 60 stores it."""
+    from rtclean.train.synth import dvr_roundtrip, dvr_scale
+
+    return dvr_roundtrip(dvr_scale(img, (640, 480)), 60)
+
+
 def test_clicks_a_dvr_scaled_keep_their_reach(clips_dir, monkeypatch):
     """A DVR that records a PAL frame at 640x480 mixes 1.2 lines into each
     recorded line and codes the result: a one-line click keeps 0.67-0.83 of
@@ -498,14 +505,9 @@ def test_clicks_a_dvr_scaled_keep_their_reach(clips_dir, monkeypatch):
     sparklies (severity 0.1-0.4) stored at 640x480 as MJPEG q 60: 67 of 99
     caught, 41 with the absolute test alone (CLICK_REACH 1); no clean frame
     flagged either way."""
-    from rtclean.train.synth import dvr_roundtrip, dvr_scale
-
-    def store(img):
-        return dvr_roundtrip(dvr_scale(img, (640, 480)), 60)
-
-    caught, broken, flagged = _injected(clips_dir, "sparklies", (0.1, 0.4), 11, 0.005, None, store)
+    caught, broken, flagged = _injected(clips_dir, "sparklies", (0.1, 0.4), 11, 0.005, None, _dvr_640)
     monkeypatch.setattr(classical, "_REACH_LUTS", classical.reach_luts(1.0))
-    base, broken_again, flagged_base = _injected(clips_dir, "sparklies", (0.1, 0.4), 11, 0.005, None, store)
+    base, broken_again, flagged_base = _injected(clips_dir, "sparklies", (0.1, 0.4), 11, 0.005, None, _dvr_640)
     assert broken == broken_again >= 90
     assert flagged == flagged_base == 0
     assert caught >= 60 and caught >= base + 15, f"reach {caught}, absolute {base}, of {broken}"
@@ -526,12 +528,6 @@ class _OsdCamera:
             self.osd = CharacterOsd(720, 576, seed=self.n)
         self.n += 1
         return self.osd.draw(img, self.n)
-
-
-def _dvr_640(img: np.ndarray) -> np.ndarray:
-    from rtclean.train.synth import dvr_roundtrip, dvr_scale
-
-    return dvr_roundtrip(dvr_scale(img, (640, 480)), 60)
 
 
 def test_an_osd_a_dvr_scaled_is_not_clicks(clips_dir, monkeypatch):
